@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <memory>
 
+#include "impl/kern/sched.h"
 #include "impl/kern/task.h"
 
 namespace kern {
@@ -51,6 +52,13 @@ int get_cpu();
 void put_cpu();
 
 #define for_each_possible_cpu(cpu) for (int cpu = 0; cpu < ::kern::nr_cpu_ids(); ++cpu)
+
+// Interrupt-context work aimed at `cpu` (timer expiry, RCU callbacks, an IRQ completion):
+// the calling task takes ownership of `cpu` (waiting while another task owns it), enters
+// softirq (hard=false) or hardirq (hard=true) context on it, runs fn, and leaves, restoring
+// its own CPU and context. Locks taken inside fn are seen by lockdep as interrupt-context
+// usage. fn must return with its context balanced (checked: kLockHeld).
+void run_in_irq(int cpu, bool hard, function_ref<void()> fn);
 
 // Reports kPercpu unless current() owns `cpu`.
 void check_cpu_owned(int cpu, const char* what);
