@@ -46,6 +46,10 @@ class LockCore {
 
   LockClass* cls_;
   std::atomic<Task*> owner_{nullptr};
+  // Tasks waiting in acquire_word(); release_word() notifies only when non-zero (a
+  // seq_cst Dekker pair: waiter increments then re-reads owner_, releaser clears owner_
+  // then reads waiters_), so the uncontended unlock costs no shared write.
+  std::atomic<int> waiters_{0};
 };
 
 class CAPABILITY("spinlock") spinlock_t : public LockCore {

@@ -40,6 +40,11 @@ struct HeldLock {
   std::source_location where;
   bool read = false;       // shared acquisition (queue enter)
   bool trylock = false;
+  int subclass = 0;
+  // Interrupt context of the acquisition: (hardirq << 8) | softirq_serving. Lockdep only
+  // orders locks taken in the same context: an interrupt's locks do not depend on the
+  // locks of the context it interrupted (they are a separate chain, as in the kernel).
+  unsigned irq_ctx = 0;
 };
 
 inline constexpr int kMaxHeldLocks = 48;  // the kernel's MAX_LOCK_DEPTH

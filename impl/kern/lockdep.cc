@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: MIT
+#include "impl/kern/lockdep.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <vector>
+
+#include "impl/kern/report.h"
+
+namespace kern {
+namespace {
+
+constexpr uint32_t kWords = kMaxLockClasses / 64;
+
+// Lockdep's own bookkeeping uses plain std::mutex and never calls the seam: it is the
+// checker, not the system under test.
+//
+// class_mutex protects the class registry. graph_mutex protects edge_info, reported and
+// the usage sites; the edge bitmap itself is atomics so the hot path ("is A->B known?")
+// reads it without the mutex (relaxed: a stale miss only sends us to the slow path, which
+// re-checks under graph_mutex).
+std::mutex class_mutex;
+std::unordered_map<std::string, std::unique_ptr<LockClass>>* classes_by_name = nullptr;
+std::array<LockClass*, kMaxLockClasses> classes_by_id{};
+uint32_t nr_classes = 0;
+
+std::mutex graph_mutex;
+std::atomic<uint64_t> edges[kMaxLockClasses][kWords];
+std::atomic<uint64_t> nr_edges{0};
+
+struct EdgeInfo {
+  std::string task;
+  std::string chain;  // the held locks (with sites) and the new acquisition
+};
+std::map<std::pair<uint32_t, uint32_t>, EdgeInfo>* edge_info = nullptr;
+std::set<std::string>* reported = nullptr;
+
+std::atomic<bool> enabled{true};
+
+bool has_edge(uint32_t a, uint32_t b) {
+  return (edges[a][b / 64].load(std::memory_order_relaxed) >> (b % 64)) & 1;
+}
+
+std::string site(const std::source_location& w) {
+  const char* f = w.file_name();
+  const char* slash = std::strrchr(f, '/');
+  return std::string(slash ? slash + 1 : f) + ":" + std::to_string(w.line()) + " " +
+         w.function_name();
+}
+
+// Path from `from` to `to` in the graph (BFS), empty if none. Caller holds graph_mutex.
+std::vector<uint32_t> find_path(uint32_t from, uint32_t to) {
+  std::vector<int> prev(kMaxLockClasses, -1);
+  std::vector<uint32_t> queue{from};
+  prev[from] = static_cast<int>(from);
+  for (size_t qi = 0; qi < queue.size(); ++qi) {
+    const uint32_t u = queue[qi];
+    if (u == to) break;
+    for (uint32_t w = 0; w < kWords; ++w) {
+      uint64_t bits = edges[u][w].load(std::memory_order_relaxed);
+      while (bits) {
+        const uint32_t v = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+        bits &= bits - 1;
+        if (prev[v] < 0) {
+          prev[v] = static_cast<int>(u);
+          queue.push_back(v);
+        }
+      }
+    }
+  }
+  if (prev[to] < 0) return {};
+  std::vector<uint32_t> path{to};
+  while (path.back() != from) path.push_back(static_cast<uint32_t>(prev[path.back()]));
+  return {path.rbegin(), path.rend()};
+}
+
+std::string chain_text(const Task* t, const LockClass* next, const std::source_location& w) {
+  std::string s = held_locks_text(t);
+  s += "    -> acquiring " + next->name + " at " + site(w) + "\n";
+  return s;
+}
+
+bool first_report(const std::string& sig) {
+  return reported->insert(sig).second;
+}
+
+unsigned irq_ctx_of(const Task* t) {
+  return (static_cast<unsigned>(t->hardirq) << 8) | static_cast<unsigned>(t->softirq_serving);
+}
+
+const char* usage_name(int bit) {
+  static const char* const kNames[] = {"IN-HARDIRQ", "IN-SOFTIRQ", "HARDIRQ-ON", "SOFTIRQ-ON"};
+  return kNames[bit];
+}
+
+// Record usage bits; report a class used in an interrupt and also taken with that
+// interrupt enabled.
+void mark_usage(LockClass* cls, const Task* t, bool trylock, const std::source_location& w) {
+  uint32_t bits = 0;
+  if (!trylock) {
+    if (t->hardirq > 0) bits |= kUsedInHardirq;
+    if (t->softirq_serving > 0) bits |= kUsedInSoftirq;
+  }
+  if (!t->irqs_off && t->hardirq == 0) {
+    bits |= kEnabledHardirq;
+    if (t->softirq == 0) bits |= kEnabledSoftirq;
+  }
+  const uint32_t old = cls->usage.load(std::memory_order_relaxed);
+  if ((old | bits) == old) return;
+
+  std::lock_guard<std::mutex> g(graph_mutex);
+  const uint32_t prev = cls->usage.fetch_or(bits, std::memory_order_relaxed);
+  const uint32_t added = bits & ~prev;
+  for (int b = 0; b < 4; ++b) {
+    if (added & (1u << b)) {
+      cls->usage_site[b] = w;
+      cls->usage_task[b] = t->label();
+    }
+  }
+  const uint32_t now = prev | bits;
+  struct Pair {
+    uint32_t in, on;
+    int in_bit, on_bit;
+  };
+  static const Pair kPairs[] = {{kUsedInHardirq, kEnabledHardirq, 0, 2},
+                                {kUsedInSoftirq, kEnabledSoftirq, 1, 3}};
+  for (const Pair& p : kPairs) {
+    if ((now & p.in) && (now & p.on) && (added & (p.in | p.on))) {
+      std::string sig = "irq-safety:" + cls->name + ":" + usage_name(p.in_bit) + "/" +
+                        usage_name(p.on_bit);
+      if (!first_report(sig)) continue;
+      std::string text = "WARNING: inconsistent lock state: " + cls->name + " {" +
+                         usage_name(p.in_bit) + "} -> {" + usage_name(p.on_bit) + "}\n";
+      text += "  " + std::string(usage_name(p.in_bit)) + " usage by " +
+              cls->usage_task[p.in_bit] + " at " + site(cls->usage_site[p.in_bit]) + "\n";
+      text += "  " + std::string(usage_name(p.on_bit)) + " usage by " +
+              cls->usage_task[p.on_bit] + " at " + site(cls->usage_site[p.on_bit]) + "\n";
+      text += "  an interrupt taking this lock can arrive while it is held with the interrupt "
+              "enabled: deadlock on one CPU";
+      kreport(ReportKind::kIrqSafety, std::move(sig), std::move(text));
+    }
+  }
+}
+
+void add_edge_slow(const Task* t, const HeldLock& held, LockClass* next,
+                   const std::source_location& w) {
+  const uint32_t a = held.cls->id, b = next->id;
+  std::lock_guard<std::mutex> g(graph_mutex);
+  if (has_edge(a, b)) return;
+  // Would a -> b close a cycle? Only if b already reaches a.
+  std::vector<uint32_t> path = find_path(b, a);
+  if (!path.empty()) {
+    std::string names;
+    std::vector<std::string> sorted;
+    for (uint32_t c : path) sorted.push_back(classes_by_id[c]->name);
+    std::sort(sorted.begin(), sorted.end());
+    for (const std::string& n : sorted) names += (names.empty() ? "" : ",") + n;
+    std::string sig = "lock-order:" + names;
+    if (first_report(sig)) {
+      std::string text = "WARNING: possible circular locking dependency detected\n";
+      text += t->label() + " is trying to acquire " + next->name + " while holding " +
+              held.cls->name + ":\n" + chain_text(t, next, w);
+      text += "but an existing dependency chain goes " + next->name + " -> ... -> " +
+              held.cls->name + ":\n";
+      for (size_t i = 0; i + 1 < path.size(); ++i) {
+        const auto& info = (*edge_info)[{path[i], path[i + 1]}];
+        text += "  " + classes_by_id[path[i]]->name + " -> " + classes_by_id[path[i + 1]]->name +
+                " first seen in " + info.task + ":\n" + info.chain;
+      }
+      kreport(ReportKind::kLockOrder, std::move(sig), std::move(text));
+    }
+    return;  // do not add the cycle-closing edge: later reports stay readable
+  }
+  edges[a][b / 64].fetch_or(uint64_t{1} << (b % 64), std::memory_order_relaxed);
+  nr_edges.fetch_add(1, std::memory_order_relaxed);
+  (*edge_info)[{a, b}] = EdgeInfo{t->label(), chain_text(t, next, w)};
+}
+
+void init_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    classes_by_name = new std::unordered_map<std::string, std::unique_ptr<LockClass>>();
+    edge_info = new std::map<std::pair<uint32_t, uint32_t>, EdgeInfo>();
+    reported = new std::set<std::string>();
+  });
+}
+
+}  // namespace
+
+LockClass* lock_class(const char* name, bool sleeping) {
+  init_once();
+  std::lock_guard<std::mutex> g(class_mutex);
+  auto it = classes_by_name->find(name);
+  if (it != classes_by_name->end()) return it->second.get();
+  if (nr_classes >= kMaxLockClasses) {
+    // Out of classes: share the last one (reported once; raise kMaxLockClasses).
+    static bool warned = false;
+    if (!warned) {
+      warned = true;
+      std::fprintf(stderr, "lockdep: out of lock classes; raise kMaxLockClasses\n");
+    }
+    return classes_by_id[kMaxLockClasses - 1];
+  }
+  auto cls = std::make_unique<LockClass>();
+  cls->id = nr_classes++;
+  cls->name = name;
+  cls->sleeping = sleeping;
+  LockClass* raw = cls.get();
+  classes_by_id[raw->id] = raw;
+  classes_by_name->emplace(name, std::move(cls));
+  return raw;
+}
+
+void lockdep_set_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
+bool lockdep_enabled() { return enabled.load(std::memory_order_relaxed); }
+
+void lockdep_reset() {
+  init_once();
+  std::lock_guard<std::mutex> g(graph_mutex);
+  for (auto& row : edges)
+    for (auto& w : row) w.store(0, std::memory_order_relaxed);
+  nr_edges.store(0, std::memory_order_relaxed);
+  edge_info->clear();
+  reported->clear();
+  std::lock_guard<std::mutex> g2(class_mutex);
+  for (uint32_t i = 0; i < nr_classes; ++i) classes_by_id[i]->usage.store(0);
+}
+
+void lock_acquire(LockClass* cls, const void* instance, bool trylock, bool read, int subclass,
+                  std::source_location where) {
+  Task* t = current();
+  if (t->nr_held >= kMaxHeldLocks) {
+    kreport(ReportKind::kBug, "lockdep-max-depth",
+            t->label() + " holds more than " + std::to_string(kMaxHeldLocks) + " locks");
+    return;
+  }
+  const unsigned ctx = irq_ctx_of(t);
+  if (enabled.load(std::memory_order_relaxed)) {
+    init_once();
+    mark_usage(cls, t, trylock, where);
+    if (!trylock) {
+      for (int i = 0; i < t->nr_held; ++i) {
+        const HeldLock& h = t->held[i];
+        if (h.irq_ctx != ctx) continue;  // an interrupt's chain is separate
+        if (h.cls == cls) {
+          if (read && h.read) continue;
+          if (subclass != h.subclass) continue;
+          std::string sig = "recursive-locking:" + cls->name;
+          std::lock_guard<std::mutex> g(graph_mutex);
+          if (first_report(sig)) {
+            kreport(ReportKind::kLockOrder, sig,
+                    "WARNING: possible recursive locking detected: " + t->label() +
+                        " acquires " + cls->name + " at " + site(where) + " already holding:\n" +
+                        held_locks_text(t));
+          }
+          continue;
+        }
+        if (!has_edge(h.cls->id, cls->id)) add_edge_slow(t, h, cls, where);
+      }
+    }
+  }
+  HeldLock& h = t->held[t->nr_held++];
+  h.cls = cls;
+  h.instance = instance;
+  h.where = where;
+  h.read = read;
+  h.trylock = trylock;
+  h.subclass = subclass;
+  h.irq_ctx = ctx;
+}
+
+void lock_release(LockClass* cls, const void* instance, std::source_location where) {
+  Task* t = current();
+  for (int i = t->nr_held - 1; i >= 0; --i) {
+    if (t->held[i].instance == instance) {
+      for (int j = i; j + 1 < t->nr_held; ++j) t->held[j] = t->held[j + 1];
+      t->nr_held--;
+      return;
+    }
+  }
+  kreport(ReportKind::kBadUnlock, "bad-unlock:" + cls->name,
+          "WARNING: bad unlock balance detected: " + t->label() + " releases " + cls->name +
+              " at " + site(where) + " but does not hold it");
+}
+
+bool lock_is_held(const void* instance) {
+  const Task* t = current();
+  for (int i = 0; i < t->nr_held; ++i)
+    if (t->held[i].instance == instance) return true;
+  return false;
+}
+
+void lockdep_assert_held_instance(const void* instance, const char* name,
+                                  std::source_location where) {
+  if (lock_is_held(instance)) return;
+  kreport(ReportKind::kBug, std::string("lockdep_assert_held:") + name + ":" + where.function_name(),
+          std::string("lockdep_assert_held(") + name + ") failed at " + site(where));
+}
+
+std::string held_locks_text(const Task* t) {
+  std::string s;
+  for (int i = 0; i < t->nr_held; ++i) {
+    const HeldLock& h = t->held[i];
+    s += "    #" + std::to_string(i) + " " + h.cls->name + (h.read ? " (read)" : "") +
+         (h.trylock ? " (trylock)" : "") + " acquired at " + site(h.where) + "\n";
+  }
+  return s;
+}
+
+uint64_t lockdep_nr_edges() { return nr_edges.load(std::memory_order_relaxed); }
+
+}  // namespace kern
