@@ -47,7 +47,7 @@ struct HeldLock {
   unsigned irq_ctx = 0;
 };
 
-inline constexpr int kMaxHeldLocks = 48;  // the kernel's MAX_LOCK_DEPTH
+inline constexpr int kMaxHeldLocks = 96;  // kernel MAX_LOCK_DEPTH is 48; TSan gives up at 64
 
 // GFP scope bits (memalloc_*_save). Applied to every allocation inside the scope.
 enum GfpScope : unsigned {
