@@ -23,6 +23,7 @@
 // controlled backend reports it as a deadlock.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -91,7 +92,16 @@ SchedBackend& sched();
 // Install `b` (nullptr restores native). Not thread-safe: call while no task runs.
 void set_sched_backend(SchedBackend* b);
 
-inline void seam(SeamKind kind, const void* obj = nullptr) { sched().seam(kind, obj); }
+namespace detail {
+// True when seam() must call the backend: a controlled backend is installed or native
+// chaos is on. Relaxed: it only changes while no task runs (set_sched_backend contract).
+extern std::atomic<bool> seam_hooked;
+}  // namespace detail
+
+// The seam itself. With the native backend and no chaos this is one relaxed load.
+inline void seam(SeamKind kind, const void* obj = nullptr) {
+  if (detail::seam_hooked.load(std::memory_order_relaxed)) sched().seam(kind, obj);
+}
 inline void wait_until(const WaitDesc& w, function_ref<bool()> ready) {
   sched().wait_until(w, ready);
 }

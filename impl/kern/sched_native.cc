@@ -134,11 +134,21 @@ SchedBackend& sched() {
   return b ? *b : native_backend;
 }
 
-void set_sched_backend(SchedBackend* b) { installed.store(b, std::memory_order_release); }
+namespace detail {
+std::atomic<bool> seam_hooked{false};
+}  // namespace detail
+
+void set_sched_backend(SchedBackend* b) {
+  installed.store(b, std::memory_order_release);
+  detail::seam_hooked.store(b != nullptr || chaos_on.load(std::memory_order_relaxed),
+                            std::memory_order_relaxed);
+}
 
 void set_native_chaos(const NativeChaos& c) {
   chaos_cfg = c;
   chaos_on.store(c.enabled, std::memory_order_release);
+  detail::seam_hooked.store(c.enabled || installed.load(std::memory_order_relaxed) != nullptr,
+                            std::memory_order_relaxed);
 }
 
 NativeChaos native_chaos() { return chaos_cfg; }

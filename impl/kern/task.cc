@@ -10,9 +10,7 @@
 #include "impl/kern/sched.h"
 
 namespace kern {
-namespace {
-
-std::atomic<uint32_t> next_task_id{1};
+namespace detail {
 
 // The task of this thread: set by TaskScope or a backend; null means the implicit task.
 thread_local Task* tls_current = nullptr;
@@ -23,6 +21,15 @@ Task* implicit_task() {
   if (!t) t = std::make_unique<Task>("thread", 0);
   return t.get();
 }
+
+}  // namespace detail
+
+using detail::tls_current;
+
+namespace {
+
+std::atomic<uint32_t> next_task_id{1};
+
 
 // A task is "atomic" (owns its CPU) when any of these is non-zero.
 bool atomic_ctx(const Task* t) {
@@ -60,11 +67,6 @@ std::string Task::describe() const {
                   " irqs_off=" + (irqs_off ? "1" : "0") + " rcu=" + std::to_string(rcu_read_depth);
   if (nr_held > 0) s += " held:\n" + held_locks_text(this);
   return s;
-}
-
-Task* current() {
-  Task* t = tls_current;
-  return t ? t : implicit_task();
 }
 
 void set_current(Task* t) { tls_current = t; }
@@ -111,7 +113,7 @@ bool in_task() {
   return t->hardirq == 0 && t->softirq_serving == 0;
 }
 
-void might_sleep(const char* what, std::source_location where) {
+void might_sleep_slow(const char* what, std::source_location where) {
   Task* t = current();
   const char* reason = nullptr;
   if (t->hardirq > 0)

@@ -29,6 +29,8 @@
 #include <source_location>
 #include <string>
 
+#include "impl/kern/sched.h"
+
 namespace kern {
 
 struct LockClass;
@@ -91,8 +93,16 @@ struct Task {
   std::string describe() const;
 };
 
+namespace detail {
+extern thread_local Task* tls_current;
+Task* implicit_task();
+}  // namespace detail
+
 // The task running on this thread (or fiber). Never null.
-Task* current();
+inline Task* current() {
+  Task* t = detail::tls_current;
+  return t ? t : detail::implicit_task();
+}
 // Backends only: make `t` current on this thread (nullptr reverts to the implicit task).
 void set_current(Task* t);
 
@@ -129,8 +139,18 @@ bool in_task();          // process context
 // might_sleep(): reports kSleepInAtomic if the current context may not sleep, naming the
 // reason (spinlock held, RCU read section, IRQs off, interrupt context). `what` names the
 // operation that may sleep ("mutex_lock", "kmalloc(GFP_KERNEL)", ...).
-void might_sleep(const char* what = "might_sleep",
-                 std::source_location where = std::source_location::current());
+void might_sleep_slow(const char* what, std::source_location where);
+inline void might_sleep(const char* what = "might_sleep",
+                        std::source_location where = std::source_location::current()) {
+  const Task* t = current();
+  // Fast path: fully preemptible process context.
+  if (t->preempt_disable == 0 && t->softirq == 0 && t->hardirq == 0 && !t->irqs_off &&
+      t->rcu_read_depth == 0) {
+    seam(SeamKind::kPreempt, t);  // a possible sleep is a possible preemption point
+    return;
+  }
+  might_sleep_slow(what, where);
+}
 
 // ---- Context transitions (all on current()) ----
 void preempt_disable();
