@@ -33,6 +33,7 @@ uint32_t nr_classes = 0;
 
 std::mutex graph_mutex;
 std::atomic<uint64_t> edges[kMaxLockClasses][kWords];
+std::atomic<uint64_t> redges[kMaxLockClasses][kWords];  // reverse of edges (b -> a)
 std::atomic<uint64_t> nr_edges{0};
 
 struct EdgeInfo {
@@ -55,16 +56,24 @@ std::string site(const std::source_location& w) {
          w.function_name();
 }
 
-// Path from `from` to `to` in the graph (BFS), empty if none. Caller holds graph_mutex.
-std::vector<uint32_t> find_path(uint32_t from, uint32_t to) {
+// BFS from `from` over `adj` to the first class (other than `from` unless `self_ok`) for
+// which `hit` is true; returns the path from `from` to it, empty if none. Caller holds
+// graph_mutex.
+template <typename Hit>
+std::vector<uint32_t> bfs(uint32_t from, std::atomic<uint64_t> (*adj)[kWords], Hit hit,
+                          bool self_ok) {
   std::vector<int> prev(kMaxLockClasses, -1);
   std::vector<uint32_t> queue{from};
   prev[from] = static_cast<int>(from);
-  for (size_t qi = 0; qi < queue.size(); ++qi) {
+  int found = -1;
+  for (size_t qi = 0; qi < queue.size() && found < 0; ++qi) {
     const uint32_t u = queue[qi];
-    if (u == to) break;
+    if ((u != from || self_ok) && hit(u)) {
+      found = static_cast<int>(u);
+      break;
+    }
     for (uint32_t w = 0; w < kWords; ++w) {
-      uint64_t bits = edges[u][w].load(std::memory_order_relaxed);
+      uint64_t bits = adj[u][w].load(std::memory_order_relaxed);
       while (bits) {
         const uint32_t v = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
         bits &= bits - 1;
@@ -75,10 +84,15 @@ std::vector<uint32_t> find_path(uint32_t from, uint32_t to) {
       }
     }
   }
-  if (prev[to] < 0) return {};
-  std::vector<uint32_t> path{to};
+  if (found < 0) return {};
+  std::vector<uint32_t> path{static_cast<uint32_t>(found)};
   while (path.back() != from) path.push_back(static_cast<uint32_t>(prev[path.back()]));
   return {path.rbegin(), path.rend()};
+}
+
+// Path from `from` to `to` over forward edges, empty if none. Caller holds graph_mutex.
+std::vector<uint32_t> find_path(uint32_t from, uint32_t to) {
+  return bfs(from, edges, [to](uint32_t c) { return c == to; }, true);
 }
 
 std::string chain_text(const Task* t, const LockClass* next, const std::source_location& w) {
@@ -98,6 +112,68 @@ unsigned irq_ctx_of(const Task* t) {
 const char* usage_name(int bit) {
   static const char* const kNames[] = {"IN-HARDIRQ", "IN-SOFTIRQ", "HARDIRQ-ON", "SOFTIRQ-ON"};
   return kNames[bit];
+}
+
+struct IrqPair {
+  uint32_t in, on;
+  int in_bit, on_bit;
+};
+const IrqPair kIrqPairs[] = {{kUsedInHardirq, kEnabledHardirq, 0, 2},
+                             {kUsedInSoftirq, kEnabledSoftirq, 1, 3}};
+
+std::string edge_path_text(const std::vector<uint32_t>& path);
+
+// An interrupt-safe lock S (used in that interrupt) that leads, through the dependency
+// graph, to an interrupt-unsafe lock U (taken with that interrupt enabled) can deadlock:
+// CPU0 holds U with the interrupt on, CPU1 holds S and waits for U along the chain, the
+// interrupt on CPU0 waits for S. Reported with the chain S -> ... -> U. Caller holds
+// graph_mutex; `safe_path` ends at S read backwards (from the edge source), `unsafe_path`
+// runs from the edge target to U.
+void report_irq_dependency(const IrqPair& p, std::vector<uint32_t> chain) {
+  LockClass* safe = classes_by_id[chain.front()];
+  LockClass* unsafe = classes_by_id[chain.back()];
+  std::string sig = std::string("irq-dependency:") + usage_name(p.in_bit) + ":" + safe->name +
+                    "->" + unsafe->name;
+  if (!first_report(sig)) return;
+  std::string text = std::string("WARNING: ") + usage_name(p.in_bit) + "-safe -> " +
+                     usage_name(p.on_bit) + "-unsafe lock order detected\n";
+  text += "  " + safe->name + " is " + usage_name(p.in_bit) + ", first by " +
+          safe->usage_task[p.in_bit] + " at " + site(safe->usage_site[p.in_bit]) + "\n";
+  text += "  " + unsafe->name + " is " + usage_name(p.on_bit) + ", first by " +
+          unsafe->usage_task[p.on_bit] + " at " + site(unsafe->usage_site[p.on_bit]) + "\n";
+  text += "  dependency chain:\n" + edge_path_text(chain);
+  kreport(ReportKind::kIrqSafety, std::move(sig), std::move(text));
+}
+
+// After the edge a -> b is added. Caller holds graph_mutex.
+void check_irq_dependency_edge(uint32_t a, uint32_t b) {
+  for (const IrqPair& p : kIrqPairs) {
+    auto back = bfs(a, redges,
+                    [&](uint32_t c) { return classes_by_id[c]->usage.load() & p.in; }, true);
+    if (back.empty()) continue;
+    auto fwd = bfs(b, edges,
+                   [&](uint32_t c) { return classes_by_id[c]->usage.load() & p.on; }, true);
+    if (fwd.empty()) continue;
+    std::vector<uint32_t> chain(back.rbegin(), back.rend());  // S ... a
+    chain.insert(chain.end(), fwd.begin(), fwd.end());        // b ... U
+    report_irq_dependency(p, chain);
+  }
+}
+
+// After class c gained usage bits `added`. Caller holds graph_mutex.
+void check_irq_dependency_usage(uint32_t c, uint32_t added) {
+  for (const IrqPair& p : kIrqPairs) {
+    if (added & p.in) {
+      auto fwd = bfs(c, edges,
+                     [&](uint32_t x) { return classes_by_id[x]->usage.load() & p.on; }, false);
+      if (!fwd.empty()) report_irq_dependency(p, fwd);
+    }
+    if (added & p.on) {
+      auto back = bfs(c, redges,
+                      [&](uint32_t x) { return classes_by_id[x]->usage.load() & p.in; }, false);
+      if (!back.empty()) report_irq_dependency(p, std::vector<uint32_t>(back.rbegin(), back.rend()));
+    }
+  }
 }
 
 // Record usage bits; report a class used in an interrupt and also taken with that
@@ -125,13 +201,8 @@ void mark_usage(LockClass* cls, const Task* t, bool trylock, const std::source_l
     }
   }
   const uint32_t now = prev | bits;
-  struct Pair {
-    uint32_t in, on;
-    int in_bit, on_bit;
-  };
-  static const Pair kPairs[] = {{kUsedInHardirq, kEnabledHardirq, 0, 2},
-                                {kUsedInSoftirq, kEnabledSoftirq, 1, 3}};
-  for (const Pair& p : kPairs) {
+  check_irq_dependency_usage(cls->id, added);
+  for (const IrqPair& p : kIrqPairs) {
     if ((now & p.in) && (now & p.on) && (added & (p.in | p.on))) {
       std::string sig = "irq-safety:" + cls->name + ":" + usage_name(p.in_bit) + "/" +
                         usage_name(p.on_bit);
@@ -169,18 +240,27 @@ void add_edge_slow(const Task* t, const HeldLock& held, LockClass* next,
               held.cls->name + ":\n" + chain_text(t, next, w);
       text += "but an existing dependency chain goes " + next->name + " -> ... -> " +
               held.cls->name + ":\n";
-      for (size_t i = 0; i + 1 < path.size(); ++i) {
-        const auto& info = (*edge_info)[{path[i], path[i + 1]}];
-        text += "  " + classes_by_id[path[i]]->name + " -> " + classes_by_id[path[i + 1]]->name +
-                " first seen in " + info.task + ":\n" + info.chain;
-      }
+      text += edge_path_text(path);
       kreport(ReportKind::kLockOrder, std::move(sig), std::move(text));
     }
     return;  // do not add the cycle-closing edge: later reports stay readable
   }
   edges[a][b / 64].fetch_or(uint64_t{1} << (b % 64), std::memory_order_relaxed);
+  redges[b][a / 64].fetch_or(uint64_t{1} << (a % 64), std::memory_order_relaxed);
   nr_edges.fetch_add(1, std::memory_order_relaxed);
   (*edge_info)[{a, b}] = EdgeInfo{t->label(), chain_text(t, next, w)};
+  check_irq_dependency_edge(a, b);
+}
+
+std::string edge_path_text(const std::vector<uint32_t>& path) {
+  std::string text;
+  for (size_t i = 0; i + 1 < path.size(); ++i) {
+    const auto it = edge_info->find({path[i], path[i + 1]});
+    text += "  " + classes_by_id[path[i]]->name + " -> " + classes_by_id[path[i + 1]]->name;
+    if (it != edge_info->end()) text += " first seen in " + it->second.task + ":\n" + it->second.chain;
+    else text += "\n";
+  }
+  return text;
 }
 
 void init_once() {
@@ -225,6 +305,8 @@ void lockdep_reset() {
   init_once();
   std::lock_guard<std::mutex> g(graph_mutex);
   for (auto& row : edges)
+    for (auto& w : row) w.store(0, std::memory_order_relaxed);
+  for (auto& row : redges)
     for (auto& w : row) w.store(0, std::memory_order_relaxed);
   nr_edges.store(0, std::memory_order_relaxed);
   edge_info->clear();

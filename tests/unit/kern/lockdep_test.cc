@@ -300,3 +300,68 @@ TEST_F(LockdepTest, DeepHoldingBeyondSixtyFourLocks) {
 
 }  // namespace
 }  // namespace kern
+
+namespace kern {
+namespace {
+
+TEST_F(LockdepTest, IrqSafeToIrqUnsafeDependency) {
+  // S is taken in a softirq (always with IRQs off elsewhere): softirq-safe. U is taken in
+  // process context with softirqs on: softirq-unsafe. Taking U while holding S lets a
+  // softirq spinning on S deadlock against a holder of U that waits for S's holder.
+  spinlock_t s("test.dep.S"), u("test.dep.U");
+  ReportCapture cap;
+  run_in_irq(1, false, [&] {
+    s.lock();
+    s.unlock();
+  });
+  u.lock();  // softirq-unsafe usage
+  u.unlock();
+  EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  s.lock_bh();
+  u.lock();  // S -> U: safe -> unsafe
+  u.unlock();
+  s.unlock_bh();
+  ASSERT_EQ(cap.count(ReportKind::kIrqSafety), 1u) << cap.dump();
+  EXPECT_EQ(cap.reports()[0].signature, "irq-dependency:IN-SOFTIRQ:test.dep.S->test.dep.U");
+}
+
+TEST_F(LockdepTest, IrqDependencyFoundWhenUsageArrivesLast) {
+  spinlock_t s("test.dep2.S"), m("test.dep2.M"), u("test.dep2.U");
+  ReportCapture cap;
+  s.lock_irq();
+  m.lock();
+  u.lock();
+  u.unlock();
+  m.unlock();
+  s.unlock_irq();
+  EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  u.lock();  // u becomes hardirq-unsafe (taken with IRQs on)
+  u.unlock();
+  EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  run_in_irq(2, true, [&] {  // s becomes hardirq-safe: S -> M -> U is now a hazard
+    s.lock();
+    s.unlock();
+  });
+  ASSERT_EQ(cap.count(ReportKind::kIrqSafety), 1u) << cap.dump();
+  EXPECT_NE(cap.reports()[0].text.find("test.dep2.S -> test.dep2.U first seen"), std::string::npos)
+      << cap.dump();
+}
+
+TEST_F(LockdepTest, IrqSafeChainOfSafeLocksIsQuiet) {
+  spinlock_t a("test.dep3.A"), b("test.dep3.B");
+  ReportCapture cap;
+  run_in_irq(1, true, [&] {
+    a.lock();
+    b.lock();
+    b.unlock();
+    a.unlock();
+  });
+  const irqflags_t f = a.lock_irqsave();
+  b.lock();
+  b.unlock();
+  a.unlock_irqrestore(f);
+  EXPECT_EQ(cap.size(), 0u) << cap.dump();
+}
+
+}  // namespace
+}  // namespace kern
