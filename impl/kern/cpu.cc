@@ -130,6 +130,9 @@ void run_in_irq(int cpu, bool hard, function_ref<void()> fn) {
   Task irq(hard ? "hardirq" : "softirq", cpu, TaskKind::kIrqDelivery);
   set_current(&irq);
   run(&irq);
+  // A handler that leaked a lock leaves its context unbalanced (reported above). The
+  // delivery task ends here, so give the CPU back rather than wedge it forever.
+  if (irq.cpu_owned) cpu_release(&irq);
   irq.exited = true;
   set_current(t);
 }
