@@ -169,7 +169,8 @@ void run_role(World& w, Role& r, const Flags& f, int idx, int cpu,
       }
       case 2: {  // percpu
         if (f.busted == "percpu-unowned") {
-          long* c = w.percpu->per_cpu_ptr(kern::raw_smp_processor_id());
+          // The classic bug: this_cpu_ptr() without preempt_disable()/get_cpu().
+          long* c = w.percpu->this_cpu_ptr();
           const long v = *c;
           kern::seam(kern::SeamKind::kAtomic);
           *c = v + 1;
