@@ -37,6 +37,9 @@ bool atomic_ctx(const Task* t) {
          t->rcu_read_depth > 0;
 }
 
+}  // namespace
+
+namespace detail {
 // Call before making `t` atomic: claims the CPU if it is not yet owned by t.
 void enter_atomic(Task* t) {
   if (!atomic_ctx(t)) cpu_claim(t);
@@ -48,8 +51,10 @@ void leave_atomic(Task* t) {
     seam(SeamKind::kPreempt, t);
   }
 }
+}  // namespace detail
 
-}  // namespace
+using detail::enter_atomic;
+using detail::leave_atomic;
 
 Task::Task(std::string n, int c, TaskKind k)
     : id(next_task_id.fetch_add(1, std::memory_order_relaxed)), name(std::move(n)), kind(k),

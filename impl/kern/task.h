@@ -106,6 +106,14 @@ inline Task* current() {
 // Backends only: make `t` current on this thread (nullptr reverts to the implicit task).
 void set_current(Task* t);
 
+namespace detail {
+// Atomic-context bookkeeping for primitives outside task.cc that change a context count
+// (RCU): call enter_atomic() before making `t` non-preemptible (claims its CPU, may wait)
+// and leave_atomic() after a change that may have made it preemptible again.
+void enter_atomic(Task* t);
+void leave_atomic(Task* t);
+}  // namespace detail
+
 // Registers the calling native thread as task `name` on virtual CPU `cpu` for the scope.
 // At scope exit reports any lock still held (kLockHeld) or a non-zero context count.
 class TaskScope {
