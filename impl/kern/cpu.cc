@@ -128,6 +128,7 @@ void run_in_irq(int cpu, bool hard, function_ref<void()> fn) {
   // Work aimed at another CPU runs as a separate interrupt context of that CPU: a fresh
   // task identity (own held-lock stack) that owns `cpu` for the duration.
   Task irq(hard ? "hardirq" : "softirq", cpu, TaskKind::kIrqDelivery);
+  irq.inline_parent = t;
   set_current(&irq);
   run(&irq);
   // A handler that leaked a lock leaves its context unbalanced (reported above). The

@@ -22,6 +22,15 @@ void LockCore::acquire_word(const char* what) {
             self->label() + " waits for " + what + " " + cls_->name + " that it holds itself");
     return;
   }
+  for (Task* up = self->inline_parent; up != nullptr; up = up->inline_parent) {
+    if (owner() == up) {
+      kreport(ReportKind::kDeadlock, std::string("inline-deadlock:") + cls_->name,
+              self->label() + " runs on top of " + up->label() + " (same thread) and waits for " +
+                  what + " " + cls_->name + " that " + up->label() +
+                  " holds: it can never be released");
+      return;
+    }
+  }
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   for (;;) {
     WaitDesc d{what, this, cls_->name.c_str(), owner()};

@@ -86,6 +86,10 @@ struct Task {
 
   bool exited = false;
   void* sched_data = nullptr;  // backend-private (controlled scheduler)
+  // The task this one runs on top of, on the same thread (an inline kworker under its
+  // flusher, an interrupt delivery under its sender). That task cannot run until this one
+  // returns, so waiting for a lock it holds can never end (lock.cc reports it).
+  Task* inline_parent = nullptr;
 
   // "T3(kworker/0)" style name for reports.
   std::string label() const;
