@@ -185,7 +185,7 @@ TEST(RcuTest, LockHeldAcrossCallbackIsReported) {
 // A reader inside its section then touches freed memory; ASan reports heap-use-after-free
 // and TSan a data race between the free and the read. Deterministic: the reader holds its
 // section open until the free has happened.
-void missing_grace_period() {
+[[maybe_unused]] void missing_grace_period() {
   std::atomic<Obj*> gp{new Obj};
   std::atomic<int> stage{0};
   std::thread reader([&] {
