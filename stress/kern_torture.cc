@@ -11,6 +11,11 @@
 //   irq       interrupt work on a random CPU taking an irq-safe lock (others use irqsave)
 //   io        freeze-counter enter/exit (blocking and nowait)
 //   freezer   freeze/unfreeze; once frozen, no IO user may be past enter()
+//   reader    RCU readers: the published object's pair must be intact
+//   updater   replaces the published object; frees the old one after synchronize_rcu or
+//             through call_rcu (alternating), and runs the RCU callbacks
+//   worker    queues work items (run by worker threads) and flushes some
+//   clock     arms timers and advances the virtual clock (handlers take an irq-safe lock)
 //
 // Output: a stats line every --stat-interval seconds, "!!!" lines for violations (the
 // report sink in count mode), stall detection (a role whose progress counter does not move
@@ -25,8 +30,13 @@
 #include <thread>
 #include <vector>
 
+#include "impl/kern/alloc.h"
+#include "impl/kern/clock.h"
 #include "impl/kern/cpu.h"
 #include "impl/kern/lock.h"
+#include "impl/kern/rcu.h"
+#include "impl/kern/timer.h"
+#include "impl/kern/workqueue.h"
 #include "impl/kern/report.h"
 #include "impl/kern/sched.h"
 #include "impl/kern/task.h"
@@ -37,6 +47,7 @@ struct Flags {
   double seconds = 10;
   int cpus = 4;
   int spinners = 2, mutexers = 2, percpu = 2, irqs = 1, ios = 2, freezers = 1;
+  int readers = 2, updaters = 1, workers = 1, clocks = 1;
   int pairs = 8;
   unsigned long seed = 1;
   unsigned chaos_permille = 0;
@@ -44,6 +55,7 @@ struct Flags {
   // Deliberately broken variants (rcutorture's "busted"): the run must end in FAILURE.
   //   irq-unsafe      the irq role's process-side path takes the irq lock with IRQs on
   //   percpu-unowned  the percpu role updates its CPU's counter without get_cpu()
+  //   rcu-no-gp       the updater frees the old object without a grace period
   std::string busted;
 };
 
@@ -63,12 +75,16 @@ bool parse_flag(Flags& f, const char* arg) {
   if ((v = val("--ios"))) return f.ios = std::atoi(v), f.ios >= 0;
   if ((v = val("--freezers"))) return f.freezers = std::atoi(v), f.freezers >= 0;
   if ((v = val("--pairs"))) return f.pairs = std::atoi(v), f.pairs >= 1;
+  if ((v = val("--readers"))) return f.readers = std::atoi(v), f.readers >= 0;
+  if ((v = val("--updaters"))) return f.updaters = std::atoi(v), f.updaters >= 0;
+  if ((v = val("--workers"))) return f.workers = std::atoi(v), f.workers >= 0;
+  if ((v = val("--clocks"))) return f.clocks = std::atoi(v), f.clocks >= 0;
   if ((v = val("--seed"))) return f.seed = std::strtoul(v, nullptr, 0), true;
   if ((v = val("--chaos"))) return f.chaos_permille = static_cast<unsigned>(std::atoi(v)), true;
   if ((v = val("--stat-interval"))) return f.stat_interval = std::atof(v), f.stat_interval > 0;
   if ((v = val("--busted"))) {
     f.busted = v;
-    return f.busted == "irq-unsafe" || f.busted == "percpu-unowned";
+    return f.busted == "irq-unsafe" || f.busted == "percpu-unowned" || f.busted == "rcu-no-gp";
   }
   return false;
 }
@@ -77,9 +93,11 @@ std::string flags_text(const Flags& f) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "--seconds=%g --cpus=%d --spinners=%d --mutexers=%d --percpu=%d --irqs=%d "
-                "--ios=%d --freezers=%d --pairs=%d --seed=%lu --chaos=%u --stat-interval=%g",
+                "--ios=%d --freezers=%d --readers=%d --updaters=%d --workers=%d --clocks=%d "
+                "--pairs=%d --seed=%lu --chaos=%u --stat-interval=%g",
                 f.seconds, f.cpus, f.spinners, f.mutexers, f.percpu, f.irqs, f.ios, f.freezers,
-                f.pairs, f.seed, f.chaos_permille, f.stat_interval);
+                f.readers, f.updaters, f.workers, f.clocks, f.pairs, f.seed, f.chaos_permille,
+                f.stat_interval);
   std::string s = buf;
   if (!f.busted.empty()) s += " --busted=" + f.busted;
   return s;
@@ -106,6 +124,40 @@ struct MPair {
   long b GUARDED_BY(lock) = 0;
 };
 
+// An RCU-published object: a == b always; poisoned (a = -1) just before it is freed.
+struct RcuObj {
+  kern::rcu_head rcu;  // first member: the callback casts back
+  long a = 0, b = 0;
+};
+
+void rcu_obj_free(kern::rcu_head* h) {
+  RcuObj* o = reinterpret_cast<RcuObj*>(h);
+  o->a = -1;
+  kern::kfree(o);
+}
+
+struct Job {
+  kern::work_struct work;  // first member
+  std::atomic<long>* done = nullptr;
+};
+
+void job_fn(kern::work_struct* w) {
+  reinterpret_cast<Job*>(w)->done->fetch_add(1, std::memory_order_relaxed);
+}
+
+struct Tick {
+  kern::timer_list timer;  // first member
+  kern::spinlock_t* lock = nullptr;
+  long* count = nullptr;
+};
+
+void tick_fn(kern::timer_list* t) NO_THREAD_SAFETY_ANALYSIS {
+  Tick* k = reinterpret_cast<Tick*>(t);
+  k->lock->lock();
+  (*k->count)++;
+  k->lock->unlock();
+}
+
 struct World {
   std::vector<std::unique_ptr<Pair>> spin_pairs;
   std::vector<std::unique_ptr<MPair>> mutex_pairs;
@@ -114,6 +166,10 @@ struct World {
   std::unique_ptr<kern::PerCpu<long>> percpu;
   kern::freeze_counter queue{"torture.q_usage_counter"};
   std::atomic<long> io_inside{0};  // io roles past a successful enter()
+  std::atomic<RcuObj*> published{nullptr};
+  std::atomic<long> jobs_done{0};
+  kern::spinlock_t tick_lock{"torture.tick_lock"};
+  long ticks GUARDED_BY(tick_lock) = 0;
   std::atomic<bool> stop{false};
   std::atomic<long> violations{0};
 };
@@ -220,6 +276,54 @@ void run_role(World& w, Role& r, const Flags& f, int idx, int cpu,
         w.queue.unfreeze();
         break;
       }
+      case 6: {  // reader
+        kern::rcu_read_lock();
+        RcuObj* o = kern::rcu_dereference(w.published);
+        if (o && o->a != o->b) violation(w, "RCU reader saw a freed or torn object");
+        kern::rcu_read_unlock();
+        break;
+      }
+      case 7: {  // updater
+        RcuObj* n = kern::kzalloc_obj<RcuObj>(kern::GFP_KERNEL, "torture.rcu_obj");
+        n->a = n->b = static_cast<long>(x & 0xffff);
+        RcuObj* old = w.published.exchange(n, std::memory_order_acq_rel);
+        if (old && f.busted == "rcu-no-gp") {
+          rcu_obj_free(&old->rcu);  // BUG: readers may still hold it
+        } else if (old) {
+          if (x & 1) {
+            kern::synchronize_rcu();
+            rcu_obj_free(&old->rcu);
+          } else {
+            kern::call_rcu(&old->rcu, rcu_obj_free);
+          }
+        }
+        kern::rcu_process_callbacks();
+        break;
+      }
+      case 8: {  // worker
+        Job* j = kern::kzalloc_obj<Job>(kern::GFP_KERNEL, "torture.job");
+        j->done = &w.jobs_done;
+        kern::INIT_WORK(&j->work, job_fn, "torture.job");
+        kern::queue_work(kern::system_wq(), &j->work);
+        kern::flush_work(&j->work);
+        kern::kfree(j);
+        break;
+      }
+      case 9: {  // clock
+        Tick k;
+        k.lock = &w.tick_lock;
+        k.count = &w.ticks;
+        kern::timer_setup(&k.timer, tick_fn, "torture.tick", static_cast<int>(x % f.cpus));
+        kern::mod_timer(&k.timer, kern::jiffies() + 1 + x % 3);
+        if (x & 4) {
+          kern::advance_jiffies(4);  // fires it (and any other role's due timer)
+        } else {
+          kern::del_timer_sync(&k.timer);
+        }
+        const kern::irqflags_t fl = w.tick_lock.lock_irqsave();
+        w.tick_lock.unlock_irqrestore(fl);
+        break;
+      }
     }
     r.ops.fetch_add(1, std::memory_order_relaxed);
   }
@@ -248,13 +352,17 @@ int main(int argc, char** argv) {
     w.mutex_pairs.push_back(std::make_unique<MPair>("torture.mutex_pair"));
   }
   w.percpu = std::make_unique<kern::PerCpu<long>>();
+  if (f.workers > 0) kern::start_workers(2);
 
-  const int counts[] = {f.spinners, f.mutexers, f.percpu, f.irqs, f.ios, f.freezers};
-  const char* names[] = {"spinner", "mutexer", "percpu", "irq", "io", "freezer"};
+  const int counts[] = {f.spinners, f.mutexers, f.percpu, f.irqs, f.ios,
+                        f.freezers, f.readers, f.updaters, f.workers, f.clocks};
+  const char* names[] = {"spinner", "mutexer", "percpu", "irq", "io",
+                         "freezer", "reader", "updater", "worker", "clock"};
+  constexpr int kKinds = 10;
   std::vector<std::unique_ptr<Role>> roles;
   std::vector<int> kinds, role_cpus;
   int idx = 0;
-  for (int k = 0; k < 6; ++k) {
+  for (int k = 0; k < kKinds; ++k) {
     for (int i = 0; i < counts[k]; ++i) {
       auto r = std::make_unique<Role>();
       r->name = std::string(names[k]) + std::to_string(i);
@@ -310,6 +418,13 @@ int main(int argc, char** argv) {
   }
   w.stop.store(true);
   for (auto& r : roles) r->th.join();
+  if (f.workers > 0) kern::stop_workers();
+  // Tear down the RCU world: unpublish, wait, free, and drain the callbacks.
+  if (RcuObj* last = w.published.exchange(nullptr)) {
+    kern::synchronize_rcu();
+    rcu_obj_free(&last->rcu);
+  }
+  kern::rcu_barrier();
 
   // Quiesce: the deep checks.
   long expect_percpu = 0, got_percpu = 0;
@@ -325,9 +440,16 @@ int main(int argc, char** argv) {
     p->lock.unlock();
   }
   if (w.queue.frozen() || w.queue.users() != 0) violation(w, "queue not idle at quiesce");
+  if (kern::nr_pending_timers() != 0) violation(w, "timers still pending at quiesce");
+  kern::alloc_check_no_leaks("kern_torture quiesce");
 
   uint64_t total = 0;
-  for (auto& r : roles) total += r->ops.load();
+  std::string per_role;
+  for (auto& r : roles) {
+    total += r->ops.load();
+    per_role += " " + r->name + "=" + std::to_string(r->ops.load());
+  }
+  std::printf("kern_torture: ops per role:%s\n", per_role.c_str());
   const bool ok = kern::report_count() == 0 && !stalled;
   std::printf("kern_torture: total ops=%llu reports=%llu\n", static_cast<unsigned long long>(total),
               static_cast<unsigned long long>(kern::report_count()));
