@@ -413,7 +413,7 @@ class Controlled final : public SchedBackend {
   Fiber* running_ = nullptr;
   bool killing_ = false;
   Task* main_cur_ = nullptr;
-  jmp_buf main_jb_;
+  [[maybe_unused]] jmp_buf main_jb_;  // non-TSan builds switch with _setjmp/_longjmp
   [[maybe_unused]] ucontext_t main_uc_;  // TSan builds switch with swapcontext
   bool switching_from_main_ = false;
   [[maybe_unused]] void* main_asan_fake_ = nullptr;
