@@ -21,6 +21,7 @@
 // report sink in count mode), stall detection (a role whose progress counter does not move
 // for two intervals), and a final "End of test: SUCCESS|FAILURE" line echoing every flag.
 // Exit code 0 on success, 1 on failure, 2 on bad flags.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -56,6 +57,7 @@ struct Flags {
   //   irq-unsafe      the irq role's process-side path takes the irq lock with IRQs on
   //   percpu-unowned  the percpu role updates its CPU's counter without get_cpu()
   //   rcu-no-gp       the updater frees the old object without a grace period
+  //   stall           the freezer never unfreezes: blocking io roles stop (stall detection)
   std::string busted;
 };
 
@@ -84,7 +86,8 @@ bool parse_flag(Flags& f, const char* arg) {
   if ((v = val("--stat-interval"))) return f.stat_interval = std::atof(v), f.stat_interval > 0;
   if ((v = val("--busted"))) {
     f.busted = v;
-    return f.busted == "irq-unsafe" || f.busted == "percpu-unowned" || f.busted == "rcu-no-gp";
+    return f.busted == "irq-unsafe" || f.busted == "percpu-unowned" || f.busted == "rcu-no-gp" ||
+           f.busted == "stall";
   }
   return false;
 }
@@ -273,6 +276,9 @@ void run_role(World& w, Role& r, const Flags& f, int idx, int cpu,
         w.queue.freeze();
         if (w.io_inside.load() != 0) violation(w, "queue frozen with IO inside");
         kern::seam(kern::SeamKind::kPreempt);
+        if (f.busted == "stall") {
+          while (!w.stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
         w.queue.unfreeze();
         break;
       }
@@ -396,7 +402,12 @@ int main(int argc, char** argv) {
       const uint64_t n = r->ops.load(std::memory_order_relaxed);
       total += n;
       if (n == r->last_seen) {
-        if (++r->stalled_intervals >= 2) {
+        // A stall is a role without progress for ten seconds (and at least two intervals):
+        // long enough that CPU starvation on a loaded 2-core machine is not mistaken for it.
+        const int limit = f.busted == "stall"
+                              ? 1
+                              : std::max(2, static_cast<int>(10.0 / f.stat_interval + 0.999));
+        if (++r->stalled_intervals >= limit) {
           std::printf("!!! stall: role %s made no progress for %d intervals\n", r->name.c_str(),
                       r->stalled_intervals);
           stalled = true;
@@ -414,7 +425,12 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(kern::report_count()), w.violations.load());
     std::fflush(stdout);
     last_total = total;
-    if (stalled) break;
+    if (stalled) {
+      // Stalled roles may never return: report and leave without joining them.
+      std::printf("End of test: FAILURE %s\n", flags_text(f).c_str());
+      std::fflush(stdout);
+      std::_Exit(1);
+    }
   }
   w.stop.store(true);
   for (auto& r : roles) r->th.join();
