@@ -47,6 +47,17 @@ void LockCore::release_word(const char* what, SrcLoc where) {
   if (waiters_.load(std::memory_order_seq_cst) != 0) notify(this);
 }
 
+bool LockCore::release_checked(const char* what, SrcLoc where) {
+  const bool mine = owner() == current();
+  // A release by a non-owner is reported by lock_release (kBadUnlock); the word, and so
+  // someone else's critical section, is left alone.
+  lock_release(cls_, this, where);
+  if (!mine) return false;
+  release_word(what, where);
+  seam(SeamKind::kLockRelease, this);
+  return true;
+}
+
 // ---- spinlock_t ----
 
 void spinlock_t::do_lock(int subclass, SrcLoc w) {
@@ -57,14 +68,7 @@ void spinlock_t::do_lock(int subclass, SrcLoc w) {
 }
 
 void spinlock_t::do_unlock(SrcLoc w) {
-  if (owner() != current()) {
-    // lock_release reports kBadUnlock; leave the word (and someone else's section) alone.
-    lock_release(cls_, this, w);
-    return;
-  }
-  lock_release(cls_, this, w);
-  release_word("spinlock", w);
-  seam(SeamKind::kLockRelease, this);
+  if (!release_checked("spinlock", w)) return;
   preempt_enable();
 }
 
@@ -127,15 +131,7 @@ void mutex::lock_nested(int subclass, SrcLoc w) NO_THREAD_SAFETY_ANALYSIS {
   acquire_word("mutex");
 }
 
-void mutex::unlock(SrcLoc w) NO_THREAD_SAFETY_ANALYSIS {
-  if (owner() != current()) {
-    lock_release(cls_, this, w);
-    return;
-  }
-  lock_release(cls_, this, w);
-  release_word("mutex", w);
-  seam(SeamKind::kLockRelease, this);
-}
+void mutex::unlock(SrcLoc w) NO_THREAD_SAFETY_ANALYSIS { release_checked("mutex", w); }
 
 bool mutex::trylock(SrcLoc w) NO_THREAD_SAFETY_ANALYSIS {
   seam(SeamKind::kLockAcquire, this);

@@ -43,6 +43,8 @@ class LockCore {
   bool try_acquire_word();
   void acquire_word(const char* what);  // waits (seam) until acquired
   void release_word(const char* what, SrcLoc where);
+  // lockdep release + word release + seam, if current() owns the lock; false otherwise.
+  bool release_checked(const char* what, SrcLoc where);
 
   LockClass* cls_;
   std::atomic<Task*> owner_{nullptr};

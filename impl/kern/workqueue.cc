@@ -262,14 +262,22 @@ bool work_pending(work_struct* w) {
 
 work_struct* current_work() { return tls_current_work; }
 
-bool flush_work(work_struct* w) {
+// The common start of every wait for a work item: it must not be the running item itself,
+// the caller may sleep, and lockdep sees the wait as taking the work's pseudo-lock.
+// Returns false (reported) for a wait from inside the work.
+bool begin_wait_for_work(work_struct* w, const char* what) {
   if (tls_current_work == w) {
-    report(w, "flush_work from the work itself (waits for itself)");
+    report(w, (std::string(what) + " from the work itself (waits for itself)").c_str());
     return false;
   }
-  might_sleep("flush_work");
+  might_sleep(what);
   lock_acquire(w->dep, w, false, false, 0, std::source_location::current());
   lock_release(w->dep, w, std::source_location::current());
+  return true;
+}
+
+bool flush_work(work_struct* w) {
+  if (!begin_wait_for_work(w, "flush_work")) return false;
   Pool& p = pool();
   bool waited = false;
   for (;;) {
@@ -293,13 +301,7 @@ bool flush_work(work_struct* w) {
 }
 
 bool cancel_work_sync(work_struct* w) {
-  if (tls_current_work == w) {
-    report(w, "cancel_work_sync from the work itself (waits for itself)");
-    return false;
-  }
-  might_sleep("cancel_work_sync");
-  lock_acquire(w->dep, w, false, false, 0, std::source_location::current());
-  lock_release(w->dep, w, std::source_location::current());
+  if (!begin_wait_for_work(w, "cancel_work_sync")) return false;
   Pool& p = pool();
   bool was_pending = false;
   {
