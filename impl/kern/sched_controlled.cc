@@ -174,6 +174,10 @@ class Controlled final : public SchedBackend {
 #endif
     const int first = pick(-1, SeamKind::kPreempt);
     if (first >= 0) switch_to(nullptr, fibers_[static_cast<size_t>(first)].get());
+    // Daemons still idling when every other task finished are unwound like the tasks of
+    // a deadlocked run, so nothing on their stacks leaks.
+    for (auto& f : fibers_)
+      if (f->started && f->state != State::kDone) killing_ = true;
     if (killing_) {
       for (auto& f : fibers_) {
         if (f->started && f->state != State::kDone) switch_to(nullptr, f.get());

@@ -264,3 +264,41 @@ TEST_F(ControlledTest, ManyRunsDoNotGrow) {
 
 }  // namespace
 }  // namespace kern
+
+namespace kern {
+namespace {
+
+TEST_F(ControlledTest, IdleDaemonDoesNotDeadlockAndIsUnwound) {
+  std::atomic<int> jobs{0};
+  bool stop = false;
+  bool daemon_unwound = false;
+  struct Unwind {
+    bool* flag;
+    ~Unwind() { *flag = true; }
+  };
+  auto daemon = [&] {
+    Unwind u{&daemon_unwound};
+    for (;;) {
+      WaitDesc d{"daemon-idle", &jobs, "jobs", nullptr};
+      wait_until(d, [&] { return jobs.load() > 0 || stop; });
+      if (stop) return;
+      jobs.fetch_sub(1);
+    }
+  };
+  auto producer = [&] {
+    for (int i = 0; i < 3; ++i) {
+      jobs.fetch_add(1);
+      seam(SeamKind::kPreempt);
+    }
+  };
+  ReportCapture cap;
+  RandomWalk s(5);
+  const RunResult r = run_controlled(
+      {{"kworker", 0, daemon, TaskKind::kKworker}, {"producer", 1, producer}}, s);
+  EXPECT_FALSE(r.deadlock);
+  EXPECT_TRUE(daemon_unwound);
+  EXPECT_EQ(cap.size(), 0u) << cap.dump();
+}
+
+}  // namespace
+}  // namespace kern
