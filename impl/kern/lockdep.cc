@@ -325,7 +325,7 @@ void lock_acquire(LockClass* cls, const void* instance, bool trylock, bool read,
   }
   const unsigned ctx = irq_ctx_of(t);
   if (enabled.load(std::memory_order_relaxed)) {
-    init_once();
+    // No init_once() here: `cls` came from lock_class(), which initialised everything.
     mark_usage(cls, t, trylock, where);
     if (!trylock) {
       for (int i = 0; i < t->nr_held; ++i) {
