@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+#include "impl/block/blk_cgroup.h"
+
+#include <algorithm>
+
+#include "impl/kern/alloc.h"
+#include "impl/kern/report.h"
+
+namespace blk {
+namespace {
+
+// blkcg_pol_mutex: the policy table and all_blkcgs (and cpd alloc/free, policy slice).
+kern::mutex& blkcg_pol_mutex() {
+  static kern::mutex* m = new kern::mutex("blkcg_pol_mutex");
+  return *m;
+}
+std::vector<blkcg*>& all_blkcgs() {  // guarded by blkcg_pol_mutex
+  static std::vector<blkcg*>* v = new std::vector<blkcg*>();
+  return *v;
+}
+
+}  // namespace
+
+blkcg* blkcg_parent(blkcg* b) {
+  return b->parent ? css_to_blkcg(b->parent) : nullptr;
+}
+
+// Context: process, may sleep (GFP_KERNEL). Takes blkcg_pol_mutex.
+blkcg* blkcg_css_alloc(blkcg* parent) {
+  kern::MutexGuard g(blkcg_pol_mutex());
+  blkcg* b = kern::kzalloc_obj<blkcg>(kern::GFP_KERNEL, "blkcg_css_alloc");
+  if (!b) return nullptr;
+  b->lhead = kern::alloc_percpu_gfp<kern::llist_head>(kern::GFP_KERNEL, "blkcg_css_alloc.lhead");
+  if (!b->lhead) {
+    kern::kfree(b);
+    return nullptr;
+  }
+  kern::refcount_set(b->online_pin, 1);
+  b->online_pin.name = "blkcg->online_pin";
+  b->parent = parent;
+  all_blkcgs().push_back(b);
+  return b;
+}
+
+// Context: process (cgroup_mutex held).
+void blkcg_css_online(blkcg* b) {
+  // A child pins its parent online, so offline proceeds leaf to root.
+  if (blkcg* parent = blkcg_parent(b)) blkcg_pin_online(parent);
+}
+
+// Context: process (cgroup_mutex held).
+void blkcg_css_offline(blkcg* b) {
+  // (cgroup writeback would stop new wb attachments here; not modelled.)
+  blkcg_unpin_online(b);
+}
+
+void blkcg_pin_online(blkcg* b) { kern::refcount_inc(b->online_pin); }
+
+// Context: process. Drops a pin; when the last pin of a blkcg goes its blkgs are destroyed
+// and the pin it held on its parent is dropped in turn. The parent is read BEFORE the
+// destruction, which may drop the last css reference on `b` (the 2024 UAF fix).
+void blkcg_unpin_online(blkcg* b) {
+  while (b != nullptr) {
+    if (!kern::refcount_dec_and_test(b->online_pin)) break;
+    blkcg* parent = blkcg_parent(b);
+    blkcg_destroy_blkgs(b);
+    b = parent;
+  }
+}
+
+// Context: process; takes blkcg->lock (IRQs off).
+void blkcg_destroy_blkgs(blkcg* b) {
+  kern::SpinIrqGuard g(b->lock);
+  // No blkg exists yet in this slice; the blkg slice destroys b's blkgs here.
+  b->blkgs_destroyed = true;
+}
+
+// Context: process (work item), may sleep.
+void blkcg_css_free(blkcg* b) {
+  kern::might_sleep("blkcg_css_free");
+  {
+    kern::MutexGuard g(blkcg_pol_mutex());
+    auto& v = all_blkcgs();
+    v.erase(std::remove(v.begin(), v.end(), b), v.end());
+  }
+  kern::free_percpu(b->lhead);
+  kern::kfree(b);
+}
+
+std::vector<blkcg*> all_blkcgs_snapshot() {
+  kern::MutexGuard g(blkcg_pol_mutex());
+  return all_blkcgs();
+}
+
+}  // namespace blk

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+// struct blkcg: the io controller's per-cgroup state (kernel: block/blk-cgroup.h).
+//
+// This first slice carries the css lifecycle of a blkcg; blkgs, policies and stats are
+// added by the next slices and attach to the fields below.
+//
+// Fields and their protection:
+//   lock        spinlock "blkcg->lock" (taken with IRQs off): this blkcg's blkg tree and
+//               list, pd install/remove (blkg slice).
+//   online_pin  refcount_t, starts at 1 (the base pin, dropped at offline); each online
+//               child pins its parent, so blkgs are destroyed leaf to root when the last
+//               pin goes (blkcg_unpin_online).
+//   lhead       per-CPU llist heads of recently updated iostat sets (stats slice);
+//               allocated GFP_KERNEL at css_alloc.
+//   cpd         per-policy data, one slot per registered policy (policy slice).
+//   blkgs_destroyed  set by blkcg_destroy_blkgs when the last online pin went: the model's
+//               record that stage 2 completed for this blkcg (checked by tests and oracle).
+// The global list of blkcgs (all_blkcgs) is protected by blkcg_pol_mutex.
+#pragma once
+
+#include <vector>
+
+#include "impl/block/cgroup.h"
+#include "impl/kern/cpu.h"
+#include "impl/kern/llist.h"
+#include "impl/kern/lock.h"
+#include "impl/kern/refcount.h"
+
+namespace blk {
+
+inline constexpr int BLKCG_MAX_POLS = 6;
+
+struct blkcg_policy_data;
+
+struct blkcg : cgroup_subsys_state {
+  kern::spinlock_t lock{"blkcg->lock"};
+  kern::refcount_t online_pin;
+  kern::PerCpu<kern::llist_head>* lhead = nullptr;
+  blkcg_policy_data* cpd[BLKCG_MAX_POLS] = {};
+  bool blkgs_destroyed = false;  // see above; written once, under blkcg->lock
+};
+
+inline blkcg* css_to_blkcg(cgroup_subsys_state* css) { return static_cast<blkcg*>(css); }
+blkcg* blkcg_parent(blkcg* b);
+
+// css callbacks of the io controller (Context: process, cgroup_mutex held by the caller).
+// blkcg_css_alloc returns nullptr on allocation failure (mkdir fails with -ENOMEM).
+blkcg* blkcg_css_alloc(blkcg* parent);
+void blkcg_css_online(blkcg* b);
+void blkcg_css_offline(blkcg* b);
+void blkcg_css_free(blkcg* b);  // Context: process (a work item); may sleep.
+
+// Online pins (kernel: blkcg_pin_online / blkcg_unpin_online). Context: process.
+void blkcg_pin_online(blkcg* b);
+void blkcg_unpin_online(blkcg* b);
+// Stage 2 of teardown for one blkcg. Context: process; takes blkcg->lock.
+void blkcg_destroy_blkgs(blkcg* b);
+
+// Every live blkcg (blkcg_pol_mutex). For checks and the policy slice.
+std::vector<blkcg*> all_blkcgs_snapshot();
+
+}  // namespace blk

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+#include "impl/block/cgroup.h"
+
+#include <algorithm>
+#include <cerrno>
+
+#include "impl/block/blk_cgroup.h"
+#include "impl/kern/alloc.h"
+#include "impl/kern/report.h"
+
+namespace blk {
+
+void css_get(cgroup_subsys_state* css) { kern::percpu_ref_get(&css->refcnt); }
+bool css_tryget(cgroup_subsys_state* css) { return kern::percpu_ref_tryget(&css->refcnt); }
+bool css_tryget_online(cgroup_subsys_state* css) {
+  return kern::percpu_ref_tryget_live(&css->refcnt);
+}
+void css_put(cgroup_subsys_state* css) { kern::percpu_ref_put(&css->refcnt); }
+
+// Stage 3, part 3. Context: process (system_wq), may sleep.
+void css_free_workfn(kern::work_struct* w) {
+  // free_work is a member of the css; recover the css from it.
+  auto* css = reinterpret_cast<cgroup_subsys_state*>(
+      reinterpret_cast<char*>(w) - offsetof(cgroup_subsys_state, free_work));
+  cgroup* cg = css->cgroup;
+  cgroup_hierarchy* h = cg->hierarchy;
+  cgroup_subsys_state* parent = css->parent;
+  {
+    kern::MutexGuard g(h->cgroup_mutex);
+    auto& live = h->live_;
+    live.erase(std::remove(live.begin(), live.end(), cg), live.end());
+  }
+  kern::percpu_ref_exit(&css->refcnt);
+  blkcg_css_free(css_to_blkcg(css));
+  kern::kfree(cg);
+  if (parent) css_put(parent);  // the reference the child held since mkdir
+}
+
+namespace {
+
+// Stage 3, part 2. Context: RCU callback (softirq): only queues the sleeping part.
+void css_free_rcu_fn(kern::rcu_head* head) {
+  auto* css = reinterpret_cast<cgroup_subsys_state*>(
+      reinterpret_cast<char*>(head) - offsetof(cgroup_subsys_state, rcu));
+  kern::queue_work(kern::system_wq(), &css->free_work);
+}
+
+// Stage 3, part 1: the last css reference is gone. Context: any (where the last put ran).
+void css_release(kern::percpu_ref* ref) {
+  auto* css = reinterpret_cast<cgroup_subsys_state*>(
+      reinterpret_cast<char*>(ref) - offsetof(cgroup_subsys_state, refcnt));
+  kern::call_rcu(&css->rcu, css_free_rcu_fn);
+}
+
+bool valid_name(const std::string& n) {
+  return !n.empty() && n != "." && n != ".." && n.find('/') == std::string::npos &&
+         n.size() <= 255;
+}
+
+// Initialises the css part of a freshly allocated blkcg. Context: cgroup_mutex held.
+void init_css(blkcg* b, cgroup* cg) {
+  b->cgroup = cg;
+  kern::percpu_ref_init(&b->refcnt, css_release, "css->refcnt");
+  kern::INIT_WORK(&b->free_work, css_free_workfn, "css_free_work");
+  if (b->parent) css_get(b->parent);
+  cg->io = b;
+}
+
+}  // namespace
+
+cgroup_hierarchy::cgroup_hierarchy() {
+  kern::MutexGuard g(cgroup_mutex);
+  root_ = kern::kzalloc_obj<cgroup>(kern::GFP_KERNEL, "cgroup_root");
+  blkcg* b = root_ ? blkcg_css_alloc(nullptr) : nullptr;
+  if (!b) {
+    kern::kreport(kern::ReportKind::kBug, "cgroup-root-alloc", "cannot allocate the root cgroup");
+    return;
+  }
+  root_->name = "";
+  root_->path = "/";
+  root_->hierarchy = this;
+  init_css(b, root_);
+  live_.push_back(root_);
+  blkcg_css_online(b);
+  b->online = true;
+}
+
+cgroup_hierarchy::~cgroup_hierarchy() {
+  if (root_ && root_->io) {
+    bool busy;
+    {
+      kern::MutexGuard g(cgroup_mutex);
+      busy = !root_->children.empty();
+      if (!busy) {
+        root_->removed = true;
+        root_->io->online = false;
+        blkcg_css_offline(root_->io);
+        kern::percpu_ref_kill(&root_->io->refcnt);
+      }
+    }
+    if (busy)
+      kern::kreport(kern::ReportKind::kLeak, "cgroup-hierarchy-not-empty",
+                    "cgroup hierarchy destroyed with child cgroups still present");
+  }
+  flush_frees();
+}
+
+void cgroup_hierarchy::flush_frees() {
+  // A free may drop the parent's last reference, which queues another free: repeat until
+  // nothing is pending.
+  while (kern::rcu_pending_callbacks() != 0 || kern::nr_pending_work() != 0) {
+    kern::rcu_barrier();
+    kern::flush_workqueue(kern::system_wq());
+  }
+}
+
+size_t cgroup_hierarchy::nr_live_cgroups() {
+  kern::MutexGuard g(cgroup_mutex);
+  return live_.size();
+}
+
+int cgroup_hierarchy::mkdir(cgroup* parent, const std::string& name, cgroup** out) {
+  if (!valid_name(name)) return -EINVAL;
+  kern::MutexGuard g(cgroup_mutex);
+  if (parent->removed) return -ENOENT;
+  for (cgroup* c : parent->children)
+    if (c->name == name) return -EEXIST;
+  cgroup* cg = kern::kzalloc_obj<cgroup>(kern::GFP_KERNEL, "cgroup_mkdir");
+  if (!cg) return -ENOMEM;
+  blkcg* b = blkcg_css_alloc(parent->io);
+  if (!b) {
+    kern::kfree(cg);
+    return -ENOMEM;
+  }
+  cg->name = name;
+  cg->path = (parent == root_ ? "" : parent->path) + "/" + name;
+  cg->parent = parent;
+  cg->id = next_id_++;
+  cg->hierarchy = this;
+  init_css(b, cg);
+  parent->children.push_back(cg);
+  live_.push_back(cg);
+  blkcg_css_online(b);
+  b->online = true;
+  if (out) *out = cg;
+  return 0;
+}
+
+int cgroup_hierarchy::rmdir(cgroup* cg) {
+  kern::MutexGuard g(cgroup_mutex);
+  if (cg == root_) return -EINVAL;
+  if (cg->removed) return -ENOENT;
+  if (!cg->children.empty() || !cg->procs.empty()) return -EBUSY;
+  auto& siblings = cg->parent->children;
+  siblings.erase(std::remove(siblings.begin(), siblings.end(), cg), siblings.end());
+  cg->removed = true;
+  // Stage 2: offline, then kill the base reference (the last put starts stage 3).
+  cg->io->online = false;
+  blkcg_css_offline(cg->io);
+  kern::percpu_ref_kill(&cg->io->refcnt);
+  return 0;
+}
+
+cgroup* cgroup_hierarchy::lookup(const std::string& path) {
+  kern::MutexGuard g(cgroup_mutex);
+  if (path.empty() || path[0] != '/') return nullptr;
+  cgroup* cur = root_;
+  size_t pos = 1;
+  while (pos < path.size()) {
+    const size_t end = path.find('/', pos);
+    const std::string part = path.substr(pos, end == std::string::npos ? end : end - pos);
+    pos = end == std::string::npos ? path.size() : end + 1;
+    if (part.empty()) continue;
+    cgroup* next = nullptr;
+    for (cgroup* c : cur->children)
+      if (c->name == part) next = c;
+    if (!next) return nullptr;
+    cur = next;
+  }
+  return cur;
+}
+
+int cgroup_hierarchy::attach_task(cgroup* cg, int pid) {
+  kern::MutexGuard g(cgroup_mutex);
+  if (cg->removed) return -ENOENT;
+  auto it = task_map_.find(pid);
+  cgroup* old = it == task_map_.end() ? root_ : it->second;
+  old->procs.erase(pid);
+  cg->procs.insert(pid);
+  task_map_[pid] = cg;
+  return 0;
+}
+
+cgroup* cgroup_hierarchy::task_cgroup(int pid) {
+  kern::MutexGuard g(cgroup_mutex);
+  auto it = task_map_.find(pid);
+  return it == task_map_.end() ? root_ : it->second;
+}
+
+}  // namespace blk
