@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "impl/block/blk_cgroup.h"
 
+#include "impl/block/blkg.h"
+
 #include <algorithm>
 
 #include "impl/kern/alloc.h"
@@ -68,12 +70,38 @@ void blkcg_unpin_online(blkcg* b) {
   }
 }
 
-// Context: process; takes blkcg->lock (IRQs off).
+// Context: process, may sleep. Takes blkcg->lock only to pick and pin the first blkg,
+// then q->blkcg_mutex -> blkcg->lock in the normal order to destroy it (the 2026 shape:
+// no trylock dance, no queue lock under blkcg->lock).
 void blkcg_destroy_blkgs(blkcg* b) {
-  kern::SpinIrqGuard g(b->lock);
-  // No blkg exists yet in this slice; the blkg slice destroys b's blkgs here.
-  b->blkgs_destroyed = true;
+  kern::might_sleep("blkcg_destroy_blkgs");
+  for (;;) {
+    blkcg_gq* blkg;
+    {
+      kern::SpinIrqGuard g(b->lock);
+      blkg = b->blkg_list.load(std::memory_order_relaxed);
+      if (blkg == nullptr) {
+        b->blkgs_destroyed = true;
+        return;
+      }
+      blkg_get(blkg);  // hashed: the existence reference is still there
+    }
+    {
+      kern::MutexGuard m(blkg->q->blkcg_mutex);
+      kern::SpinIrqGuard g(blkg->blkcg->lock);  // == b->lock
+      blkg_destroy(blkg);
+    }
+    blkg_put(blkg);
+    kern::seam(kern::SeamKind::kPreempt, b);  // cond_resched()
+  }
 }
+
+namespace {
+std::atomic<blkcg*> the_root{nullptr};
+}  // namespace
+
+blkcg* blkcg_root() { return the_root.load(std::memory_order_acquire); }
+void set_blkcg_root(blkcg* b) { the_root.store(b, std::memory_order_release); }
 
 // Context: process (work item), may sleep.
 void blkcg_css_free(blkcg* b) {

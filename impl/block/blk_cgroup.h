@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // struct blkcg: the io controller's per-cgroup state (kernel: block/blk-cgroup.h).
 //
-// This first slice carries the css lifecycle of a blkcg; blkgs, policies and stats are
-// added by the next slices and attach to the fields below.
+// Carries the css lifecycle of a blkcg and its blkgs; policies and stats are added by the
+// next slices and attach to the fields below.
 //
 // Fields and their protection:
 //   lock        spinlock "blkcg->lock" (taken with IRQs off): this blkcg's blkg tree and
@@ -13,6 +13,7 @@
 //   lhead       per-CPU llist heads of recently updated iostat sets (stats slice);
 //               allocated GFP_KERNEL at css_alloc.
 //   cpd         per-policy data, one slot per registered policy (policy slice).
+//   blkg_list, blkg_hint  see below (blkg.h).
 //   blkgs_destroyed  set by blkcg_destroy_blkgs when the last online pin went: the model's
 //               record that stage 2 completed for this blkcg (checked by tests and oracle).
 // The global list of blkcgs (all_blkcgs) is protected by blkcg_pol_mutex.
@@ -31,9 +32,15 @@ namespace blk {
 inline constexpr int BLKCG_MAX_POLS = 6;
 
 struct blkcg_policy_data;
+struct blkcg_gq;
 
 struct blkcg : cgroup_subsys_state {
   kern::spinlock_t lock{"blkcg->lock"};
+  // This blkcg's blkgs (one per queue), newest first. Written under `lock` (release),
+  // walked under RCU (acquire); the kernel's radix tree + hlist in one list.
+  std::atomic<blkcg_gq*> blkg_list{nullptr};
+  // Last blkg found by the slow path (blkg_lookup's fast path); cleared by blkg_destroy.
+  std::atomic<blkcg_gq*> blkg_hint{nullptr};
   kern::refcount_t online_pin;
   kern::PerCpu<kern::llist_head>* lhead = nullptr;
   blkcg_policy_data* cpd[BLKCG_MAX_POLS] = {};
@@ -55,6 +62,10 @@ void blkcg_pin_online(blkcg* b);
 void blkcg_unpin_online(blkcg* b);
 // Stage 2 of teardown for one blkcg. Context: process; takes blkcg->lock.
 void blkcg_destroy_blkgs(blkcg* b);
+
+// The root cgroup's blkcg of the live hierarchy (the kernel's blkcg_root).
+blkcg* blkcg_root();
+void set_blkcg_root(blkcg* b);
 
 // Every live blkcg (blkcg_pol_mutex). For checks and the policy slice.
 std::vector<blkcg*> all_blkcgs_snapshot();

@@ -83,6 +83,7 @@ cgroup_hierarchy::cgroup_hierarchy() {
   live_.push_back(root_);
   blkcg_css_online(b);
   b->online = true;
+  set_blkcg_root(b);
 }
 
 cgroup_hierarchy::~cgroup_hierarchy() {
@@ -92,6 +93,7 @@ cgroup_hierarchy::~cgroup_hierarchy() {
       kern::MutexGuard g(cgroup_mutex);
       busy = !root_->children.empty();
       if (!busy) {
+        set_blkcg_root(nullptr);
         root_->removed = true;
         root_->io->online = false;
         blkcg_css_offline(root_->io);

@@ -37,6 +37,7 @@ class LockCore {
   const char* dep_name() const { return cls_->name.c_str(); }
   LockClass* cls() const { return cls_; }
   Task* owner() const { return owner_.load(std::memory_order_relaxed); }
+
   bool is_locked() const { return owner() != nullptr; }
 
  protected:
@@ -57,6 +58,11 @@ class LockCore {
 class CAPABILITY("spinlock") spinlock_t : public LockCore {
  public:
   explicit spinlock_t(const char* name) : LockCore(name, false) {}
+  // lockdep_assert_held() that also tells clang's analysis the lock is held: use it where
+  // the analysis cannot see through an alias (blkg->q->blkcg_mutex vs q->blkcg_mutex).
+  void assert_held(SrcLoc w = SrcLoc::current()) const ASSERT_CAPABILITY(this) {
+    lockdep_assert_held_instance(dep_instance(), dep_name(), w);
+  }
 
   void lock(SrcLoc w = SrcLoc::current()) ACQUIRE();
   void unlock(SrcLoc w = SrcLoc::current()) RELEASE();
@@ -85,6 +91,11 @@ class CAPABILITY("raw_spinlock") raw_spinlock_t : public spinlock_t {
 class CAPABILITY("mutex") mutex : public LockCore {
  public:
   explicit mutex(const char* name) : LockCore(name, true) {}
+  // lockdep_assert_held() that also tells clang's analysis the lock is held: use it where
+  // the analysis cannot see through an alias (blkg->q->blkcg_mutex vs q->blkcg_mutex).
+  void assert_held(SrcLoc w = SrcLoc::current()) const ASSERT_CAPABILITY(this) {
+    lockdep_assert_held_instance(dep_instance(), dep_name(), w);
+  }
   void lock(SrcLoc w = SrcLoc::current()) ACQUIRE();
   void lock_nested(int subclass, SrcLoc w = SrcLoc::current()) ACQUIRE();
   void unlock(SrcLoc w = SrcLoc::current()) RELEASE();

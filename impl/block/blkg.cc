@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: MIT
+#include "impl/block/blkg.h"
+
+#include <cerrno>
+#include <cstddef>
+
+#include "impl/kern/report.h"
+
+namespace blk {
+namespace {
+
+blkcg_gq* blkg_of_work(kern::work_struct* w) {
+  return reinterpret_cast<blkcg_gq*>(reinterpret_cast<char*>(w) - offsetof(blkcg_gq, free_work));
+}
+blkcg_gq* blkg_of_rcu(kern::rcu_head* h) {
+  return reinterpret_cast<blkcg_gq*>(reinterpret_cast<char*>(h) - offsetof(blkcg_gq, rcu));
+}
+blkcg_gq* blkg_of_ref(kern::percpu_ref* r) {
+  return reinterpret_cast<blkcg_gq*>(reinterpret_cast<char*>(r) - offsetof(blkcg_gq, refcnt));
+}
+
+// Stage 3c. Context: process (system_wq), may sleep.
+void blkg_free_workfn(kern::work_struct* w) {
+  blkcg_gq* blkg = blkg_of_work(w);
+  request_queue* q = blkg->q;
+  {
+    kern::MutexGuard m(q->blkcg_mutex);
+    // (policy data is freed here first: policy slice)
+    if (blkg->parent) blkg_put(blkg->parent);  // after this blkg's pd frees (c7241babf085)
+    // Unlink q_node last, under blkcg_mutex (RFC): destroy_all walks this list under it.
+    if (blkg->on_q_list) {
+      if (blkg->q_prev)
+        blkg->q_prev->q_next = blkg->q_next;
+      else
+        q->blkg_list_first = blkg->q_next;
+      if (blkg->q_next) blkg->q_next->q_prev = blkg->q_prev;
+      blkg->on_q_list = false;
+    }
+  }
+  blk_put_queue(q);
+  kern::percpu_ref_exit(&blkg->refcnt);
+  kern::kfree(blkg);
+}
+
+// Stage 3b. Context: RCU callback (softirq): nothing that sleeps.
+void blkg_release_rcu(kern::rcu_head* h) {
+  blkcg_gq* blkg = blkg_of_rcu(h);
+  css_put(blkg->blkcg);  // the blkcg may now be freed: the free work must not touch it
+  kern::INIT_WORK(&blkg->free_work, blkg_free_workfn, "blkg_free_work");
+  kern::queue_work(kern::system_wq(), &blkg->free_work);
+}
+
+// Stage 3a: the last reference. Context: any (bio completion puts run in IRQ context).
+void blkg_release(kern::percpu_ref* ref) {
+  blkcg_gq* blkg = blkg_of_ref(ref);
+  // (the stats slice flushes this blkcg's per-CPU lists here, before the grace period)
+  kern::call_rcu(&blkg->rcu, blkg_release_rcu);
+}
+
+// Allocation of a blkg with `gfp` (every allocation point is a fault-injection site).
+blkcg_gq* blkg_alloc(blkcg* b, request_queue* q, kern::gfp_t gfp) {
+  blkcg_gq* blkg = kern::kzalloc_obj<blkcg_gq>(gfp, "blkg_alloc");
+  if (!blkg) return nullptr;
+  // percpu_ref_init allocates per-CPU counters in the kernel: model that failure point.
+  if (!kern::alloc_decide(gfp, "blkg_alloc.refcnt")) {
+    kern::kfree(blkg);
+    return nullptr;
+  }
+  kern::percpu_ref_init(&blkg->refcnt, blkg_release, "blkg->refcnt");
+  blk_get_queue(q);
+  blkg->q = q;
+  blkg->blkcg = b;
+  return blkg;
+}
+
+// Undo blkg_alloc for a blkg that was never published. Context: process.
+void blkg_free_unpublished(blkcg_gq* blkg) {
+  blk_put_queue(blkg->q);
+  kern::kfree(blkg);
+}
+
+}  // namespace
+
+blkcg_gq* blkg_lookup(blkcg* b, request_queue* q) {
+  if (!kern::rcu_read_lock_held() && !kern::lock_is_held(&q->blkcg_mutex)) {
+    kern::kreport(kern::ReportKind::kRcu, "blkg_lookup-unprotected",
+                  "blkg_lookup without RCU or q->blkcg_mutex");
+  }
+  if (b == blkcg_root()) return q->root_blkg.load(std::memory_order_acquire);
+  blkcg_gq* hint = b->blkg_hint.load(std::memory_order_acquire);
+  if (hint && hint->q == q) return hint;
+  for (blkcg_gq* g = b->blkg_list.load(std::memory_order_acquire); g != nullptr;
+       g = g->blkcg_next.load(std::memory_order_acquire)) {
+    if (g->q == q) return g;
+  }
+  return nullptr;
+}
+
+blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
+  lockdep_assert_held(q->blkcg_mutex);
+  if (q->dying.load(std::memory_order_acquire) || !css_tryget_online(b)) {
+    *err = -ENODEV;
+    return nullptr;
+  }
+  blkcg_gq* blkg = blkg_alloc(b, q, gfp);
+  if (!blkg) {
+    css_put(b);
+    *err = -ENOMEM;
+    return nullptr;
+  }
+  if (blkcg* pb = blkcg_parent(b)) {
+    kern::rcu_read_lock();  // RFC: the parent lookup stays under RCU
+    blkcg_gq* parent = blkg_lookup(pb, q);
+    kern::rcu_read_unlock();
+    if (WARN_ON(parent == nullptr)) {
+      blkg_free_unpublished(blkg);
+      css_put(b);
+      *err = -ENODEV;
+      return nullptr;
+    }
+    blkg_get(parent);
+    blkg->parent = parent;
+  }
+  // (pd_init_fn for each enabled policy: policy slice)
+  bool inserted;
+  {
+    kern::SpinIrqGuard g(b->lock);
+    // The kernel inserts into a radix tree whose nodes come from GFP_NOWAIT: that can
+    // fail even here (RFC patch 15 dropped the preload). Model the allocation.
+    inserted = kern::alloc_decide(kern::GFP_NOWAIT | kern::GFP_NOWARN, "blkg_tree.insert");
+    if (inserted) {
+      blkcg_gq* first = b->blkg_list.load(std::memory_order_relaxed);
+      blkg->blkcg_next.store(first, std::memory_order_relaxed);
+      blkg->blkcg_prev = nullptr;
+      if (first) first->blkcg_prev = blkg;
+      b->blkg_list.store(blkg, std::memory_order_release);  // publish (RCU)
+      blkg->hashed = true;
+      blkg->q_next = q->blkg_list_first;
+      blkg->q_prev = nullptr;
+      if (q->blkg_list_first) q->blkg_list_first->q_prev = blkg;
+      q->blkg_list_first = blkg;
+      blkg->on_q_list = true;
+      // (pd_online_fn: policy slice)
+      blkg->online.store(true, std::memory_order_release);
+    }
+  }
+  if (!inserted) {
+    // Fully initialised but unpublished: the usual release path drops the css, parent
+    // and queue references.
+    kern::percpu_ref_kill(&blkg->refcnt);
+    *err = -ENOMEM;
+    return nullptr;
+  }
+  *err = 0;
+  return blkg;
+}
+
+blkcg_gq* blkg_lookup_create_locked(blkcg* b, request_queue* q, kern::gfp_t gfp) {
+  lockdep_assert_held(q->blkcg_mutex);
+  kern::rcu_read_lock();
+  blkcg_gq* blkg = blkg_lookup(b, q);
+  kern::rcu_read_unlock();
+  if (blkg) {
+    b->blkg_hint.store(blkg, std::memory_order_release);
+    return blkg;
+  }
+  // Create walking down from the highest missing ancestor so every blkg finds its parent;
+  // on failure fall back to the closest existing ancestor.
+  for (;;) {
+    blkcg* pos = b;
+    blkcg_gq* closest = q->root_blkg.load(std::memory_order_acquire);
+    kern::rcu_read_lock();
+    for (blkcg* parent = blkcg_parent(b); parent != nullptr; parent = blkcg_parent(parent)) {
+      if (blkcg_gq* found = blkg_lookup(parent, q)) {
+        closest = found;
+        break;
+      }
+      pos = parent;
+    }
+    kern::rcu_read_unlock();
+    int err;
+    blkg = blkg_create(pos, q, gfp, &err);
+    if (!blkg) return closest;
+    if (pos == b) return blkg;
+  }
+}
+
+blkcg_gq* blkg_lookup_create(blkcg* b, request_queue* q) {
+  kern::rcu_read_lock();
+  blkcg_gq* blkg = blkg_lookup(b, q);
+  kern::rcu_read_unlock();
+  if (blkg) return blkg;
+  kern::might_sleep("blkg_lookup_create");
+  kern::MutexGuard m(q->blkcg_mutex);
+  return blkg_lookup_create_locked(b, q, kern::GFP_NOIO);
+}
+
+void blkg_destroy(blkcg_gq* blkg) {
+  blkcg* b = blkg->blkcg;
+  lockdep_assert_held(blkg->q->blkcg_mutex);
+  lockdep_assert_held(b->lock);
+  if (!blkg->hashed) return;  // idempotent
+  // (pd_offline_fn for each online pd: policy slice)
+  blkg->online.store(false, std::memory_order_release);
+  blkcg_gq* next = blkg->blkcg_next.load(std::memory_order_relaxed);
+  if (blkg->blkcg_prev)
+    blkg->blkcg_prev->blkcg_next.store(next, std::memory_order_release);
+  else
+    b->blkg_list.store(next, std::memory_order_release);
+  if (next) next->blkcg_prev = blkg->blkcg_prev;
+  // blkg->blkcg_next stays intact: an RCU walker standing on blkg can continue.
+  blkg->hashed = false;
+  if (b->blkg_hint.load(std::memory_order_relaxed) == blkg)
+    b->blkg_hint.store(nullptr, std::memory_order_release);
+  kern::percpu_ref_kill(&blkg->refcnt);  // drops the existence reference
+}
+
+void blkg_destroy_all(request_queue* q) {
+  kern::might_sleep("blkg_destroy_all");
+  kern::MutexGuard m(q->blkcg_mutex);
+  int batch = 0;
+  for (blkcg_gq* blkg = q->blkg_list_first; blkg != nullptr; blkg = blkg->q_next) {
+    if (!blkg->hashed) continue;  // destroyed earlier, waiting for its free work
+    kern::SpinIrqGuard g(blkg->blkcg->lock);
+    blkg->q->blkcg_mutex.assert_held();  // blkg->q == q
+    blkg_destroy(blkg);
+    if (++batch % 64 == 0) kern::seam(kern::SeamKind::kPreempt, q);  // cond_resched()
+  }
+  // (policy bits are cleared here: policy slice)
+  q->root_blkg.store(nullptr, std::memory_order_release);
+}
+
+int blkg_count(request_queue* q) {
+  kern::MutexGuard m(q->blkcg_mutex);
+  int n = 0;
+  for (blkcg_gq* g = q->blkg_list_first; g != nullptr; g = g->q_next) ++n;
+  return n;
+}
+
+}  // namespace blk
