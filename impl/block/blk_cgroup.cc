@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "impl/block/blk_cgroup.h"
 
+#include "impl/block/blkcg_policy.h"
 #include "impl/block/blkg.h"
 
 #include <algorithm>
@@ -23,6 +24,9 @@ std::vector<blkcg*>& all_blkcgs() {  // guarded by blkcg_pol_mutex
 
 }  // namespace
 
+kern::mutex& blkcg_pol_mutex_ref() { return blkcg_pol_mutex(); }
+std::vector<blkcg*>& all_blkcgs_locked() { return all_blkcgs(); }
+
 blkcg* blkcg_parent(blkcg* b) {
   return b->parent ? css_to_blkcg(b->parent) : nullptr;
 }
@@ -34,6 +38,11 @@ blkcg* blkcg_css_alloc(blkcg* parent) {
   if (!b) return nullptr;
   b->lhead = kern::alloc_percpu_gfp<kern::llist_head>(kern::GFP_KERNEL, "blkcg_css_alloc.lhead");
   if (!b->lhead) {
+    kern::kfree(b);
+    return nullptr;
+  }
+  if (!blkcg_alloc_cpds(b)) {
+    kern::free_percpu(b->lhead);
     kern::kfree(b);
     return nullptr;
   }
@@ -110,6 +119,7 @@ void blkcg_css_free(blkcg* b) {
     kern::MutexGuard g(blkcg_pol_mutex());
     auto& v = all_blkcgs();
     v.erase(std::remove(v.begin(), v.end(), b), v.end());
+    blkcg_free_cpds(b);
   }
   kern::free_percpu(b->lhead);
   kern::kfree(b);

@@ -69,5 +69,8 @@ void set_blkcg_root(blkcg* b);
 
 // Every live blkcg (blkcg_pol_mutex). For checks and the policy slice.
 std::vector<blkcg*> all_blkcgs_snapshot();
+// The global policy mutex and, under it, the live blkcg list (policy registration).
+kern::mutex& blkcg_pol_mutex_ref();
+std::vector<blkcg*>& all_blkcgs_locked();
 
 }  // namespace blk

@@ -25,7 +25,7 @@ void blkg_free_workfn(kern::work_struct* w) {
   request_queue* q = blkg->q;
   {
     kern::MutexGuard m(q->blkcg_mutex);
-    // (policy data is freed here first: policy slice)
+    blkg_free_pds(blkg);  // may sleep; before the parent goes (c7241babf085)
     if (blkg->parent) blkg_put(blkg->parent);  // after this blkg's pd frees (c7241babf085)
     // Unlink q_node last, under blkcg_mutex (RFC): destroy_all walks this list under it.
     if (blkg->on_q_list) {
@@ -58,7 +58,7 @@ void blkg_release(kern::percpu_ref* ref) {
 }
 
 // Allocation of a blkg with `gfp` (every allocation point is a fault-injection site).
-blkcg_gq* blkg_alloc(blkcg* b, request_queue* q, kern::gfp_t gfp) {
+blkcg_gq* blkg_alloc(blkcg* b, request_queue* q, kern::gfp_t gfp) REQUIRES(q->blkcg_mutex) {
   blkcg_gq* blkg = kern::kzalloc_obj<blkcg_gq>(gfp, "blkg_alloc");
   if (!blkg) return nullptr;
   // percpu_ref_init allocates per-CPU counters in the kernel: model that failure point.
@@ -67,14 +67,19 @@ blkcg_gq* blkg_alloc(blkcg* b, request_queue* q, kern::gfp_t gfp) {
     return nullptr;
   }
   kern::percpu_ref_init(&blkg->refcnt, blkg_release, "blkg->refcnt");
-  blk_get_queue(q);
   blkg->q = q;
   blkg->blkcg = b;
+  if (!blkg_alloc_pds(blkg, q, gfp)) {  // each enabled policy's pd_alloc_fn
+    kern::kfree(blkg);
+    return nullptr;
+  }
+  blk_get_queue(q);
   return blkg;
 }
 
 // Undo blkg_alloc for a blkg that was never published. Context: process.
 void blkg_free_unpublished(blkcg_gq* blkg) {
+  blkg_free_pds(blkg);
   blk_put_queue(blkg->q);
   kern::kfree(blkg);
 }
@@ -121,7 +126,7 @@ blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
     blkg_get(parent);
     blkg->parent = parent;
   }
-  // (pd_init_fn for each enabled policy: policy slice)
+  blkg_init_pds(blkg);  // after the parent link, before anyone can see the blkg
   bool inserted;
   {
     kern::SpinIrqGuard g(b->lock);
@@ -140,7 +145,7 @@ blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
       if (q->blkg_list_first) q->blkg_list_first->q_prev = blkg;
       q->blkg_list_first = blkg;
       blkg->on_q_list = true;
-      // (pd_online_fn: policy slice)
+      blkg_online_pds(blkg);
       blkg->online.store(true, std::memory_order_release);
     }
   }
@@ -200,7 +205,7 @@ void blkg_destroy(blkcg_gq* blkg) {
   lockdep_assert_held(blkg->q->blkcg_mutex);
   lockdep_assert_held(b->lock);
   if (!blkg->hashed) return;  // idempotent
-  // (pd_offline_fn for each online pd: policy slice)
+  blkg_offline_pds(blkg);
   blkg->online.store(false, std::memory_order_release);
   blkcg_gq* next = blkg->blkcg_next.load(std::memory_order_relaxed);
   if (blkg->blkcg_prev)
@@ -226,7 +231,8 @@ void blkg_destroy_all(request_queue* q) {
     blkg_destroy(blkg);
     if (++batch % 64 == 0) kern::seam(kern::SeamKind::kPreempt, q);  // cond_resched()
   }
-  // (policy bits are cleared here: policy slice)
+  // Offline is done and frees are scheduled: no policy is active on this queue any more.
+  q->blkcg_pols.store(0, std::memory_order_release);
   q->root_blkg.store(nullptr, std::memory_order_release);
 }
 

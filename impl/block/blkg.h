@@ -28,6 +28,7 @@
 #include <atomic>
 
 #include "impl/block/blk_cgroup.h"
+#include "impl/block/blkcg_policy.h"
 #include "impl/block/genhd.h"
 #include "impl/kern/alloc.h"
 #include "impl/kern/percpu_ref.h"
@@ -51,6 +52,9 @@ struct blkcg_gq {
   blkcg_gq* blkcg_prev = nullptr;
   bool hashed = false;
   std::atomic<bool> online{false};
+  // Policy data by plid: installed/removed under blkcg->lock (release), read under RCU or
+  // the locks (acquire). Never visible half-initialised (init runs before install).
+  std::atomic<blkg_policy_data*> pd[BLKCG_MAX_POLS] = {};
   kern::rcu_head rcu;
   kern::work_struct free_work;
 };

@@ -44,6 +44,9 @@ struct request_queue {
   blkcg_gq* blkg_list_first GUARDED_BY(blkcg_mutex) = nullptr;
   // Published with release under blkcg_mutex; read under RCU (acquire).
   std::atomic<blkcg_gq*> root_blkg{nullptr};
+  // Bit plid set: that policy is activated on this queue. Changed under blkcg_mutex
+  // (release), read anywhere (acquire), like the kernel's test_bit.
+  std::atomic<unsigned> blkcg_pols{0};
   // blk_get_queue / blk_put_queue: the disk holds one, every blkg holds one.
   kern::refcount_t refs;
   std::atomic<bool> dying{false};

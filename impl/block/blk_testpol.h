@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+// "testpol": a blkcg policy that checks its own lifecycle, shipped so that tests, fuzzers
+// and stress runs notice any misuse of the policy callbacks by the core.
+//
+// Checked (each violation is a kOracle report "testpol:<what>"):
+//   - every pd goes alloc -> init -> online -> offline -> free, each step at most once, in
+//     that order (online may be skipped: alloc -> init -> free; offline only if online);
+//   - pd_init finds its parent's pd already initialised (ancestors first, 2019 fix) and
+//     counts itself as a live child of it; a parent pd freed while a child pd is still
+//     live is reported (c7241babf085: parent put after child pd free);
+//   - no callback runs on a pd after its free (pds are really freed: ASan sees a late use);
+//   - cpds are allocated and freed once each.
+// Counters (calls per callback, live pds/cpds) let tests assert balances. State is
+// process-global; testpol_reset() starts a fresh world (every pd must be freed by then).
+#pragma once
+
+#include <cstdint>
+
+#include "impl/block/blkcg_policy.h"
+
+namespace blk {
+
+struct testpol_counters {
+  uint64_t pd_alloc = 0, pd_init = 0, pd_online = 0, pd_offline = 0, pd_free = 0;
+  uint64_t cpd_alloc = 0, cpd_free = 0;
+  int64_t live_pds() const { return static_cast<int64_t>(pd_alloc - pd_free); }
+  int64_t live_cpds() const { return static_cast<int64_t>(cpd_alloc - cpd_free); }
+};
+
+blkcg_policy* testpol();
+testpol_counters testpol_get_counters();
+void testpol_reset();
+
+}  // namespace blk
