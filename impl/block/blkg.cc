@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstddef>
 
+#include "impl/block/blk_stat.h"
 #include "impl/kern/report.h"
 
 namespace blk {
@@ -38,6 +39,7 @@ void blkg_free_workfn(kern::work_struct* w) {
     }
   }
   blk_put_queue(q);
+  kern::free_percpu(blkg->iostat_cpu);
   kern::percpu_ref_exit(&blkg->refcnt);
   kern::kfree(blkg);
 }
@@ -53,7 +55,10 @@ void blkg_release_rcu(kern::rcu_head* h) {
 // Stage 3a: the last reference. Context: any (bio completion puts run in IRQ context).
 void blkg_release(kern::percpu_ref* ref) {
   blkcg_gq* blkg = blkg_of_ref(ref);
-  // (the stats slice flushes this blkcg's per-CPU lists here, before the grace period)
+  // Flush every CPU's list of this blkcg first: a set of this blkg may be queued, and a
+  // flusher that already detached a list may still walk it; the grace period below
+  // covers that flusher (0ab5ee5a1bad).
+  for_each_possible_cpu(cpu) blkcg_rstat_flush_cpu(blkg->blkcg, cpu);
   kern::call_rcu(&blkg->rcu, blkg_release_rcu);
 }
 
@@ -69,7 +74,17 @@ blkcg_gq* blkg_alloc(blkcg* b, request_queue* q, kern::gfp_t gfp) REQUIRES(q->bl
   kern::percpu_ref_init(&blkg->refcnt, blkg_release, "blkg->refcnt");
   blkg->q = q;
   blkg->blkcg = b;
+  // Per-CPU stats with the caller's class: the IO path never allocates per-CPU memory
+  // with a blocking class (the 2011 deadlock, seeds 002/003).
+  blkg->iostat_cpu = kern::alloc_percpu_gfp<blkg_iostat_set>(gfp, "blkg_alloc.iostat_cpu");
+  if (!blkg->iostat_cpu) {
+    kern::kfree(blkg);
+    return nullptr;
+  }
+  for_each_possible_cpu(cpu) blkg->iostat_cpu->per_cpu_ptr(cpu)->blkg = blkg;
+  blkg->iostat.blkg = blkg;
   if (!blkg_alloc_pds(blkg, q, gfp)) {  // each enabled policy's pd_alloc_fn
+    kern::free_percpu(blkg->iostat_cpu);
     kern::kfree(blkg);
     return nullptr;
   }
@@ -80,6 +95,7 @@ blkcg_gq* blkg_alloc(blkcg* b, request_queue* q, kern::gfp_t gfp) REQUIRES(q->bl
 // Undo blkg_alloc for a blkg that was never published. Context: process.
 void blkg_free_unpublished(blkcg_gq* blkg) {
   blkg_free_pds(blkg);
+  kern::free_percpu(blkg->iostat_cpu);
   blk_put_queue(blkg->q);
   kern::kfree(blkg);
 }

@@ -31,11 +31,23 @@
 #include "impl/block/blkcg_policy.h"
 #include "impl/block/genhd.h"
 #include "impl/kern/alloc.h"
+#include "impl/kern/llist.h"
+#include "impl/kern/u64_stats.h"
 #include "impl/kern/percpu_ref.h"
 #include "impl/kern/rcu.h"
 #include "impl/kern/workqueue.h"
 
 namespace blk {
+
+// One set of counters: per CPU, and one global (flushed) set per blkg.
+struct blkg_iostat_set {
+  kern::u64_stats_sync sync;
+  blkcg_gq* blkg = nullptr;        // back pointer; never cleared while the blkg lives
+  kern::llist_node lnode;
+  std::atomic<int> lqueued{0};     // on an llist (see blk_stat.h for the ordering)
+  kern::u64_stats_t cur_bytes[3], cur_ios[3];
+  kern::u64_stats_t last_bytes[3], last_ios[3];
+};
 
 struct blkcg_gq {
   request_queue* q = nullptr;
@@ -55,6 +67,8 @@ struct blkcg_gq {
   // Policy data by plid: installed/removed under blkcg->lock (release), read under RCU or
   // the locks (acquire). Never visible half-initialised (init runs before install).
   std::atomic<blkg_policy_data*> pd[BLKCG_MAX_POLS] = {};
+  kern::PerCpu<blkg_iostat_set>* iostat_cpu = nullptr;  // GFP of the creation path
+  blkg_iostat_set iostat;  // flushed totals; writers hold blkg_stat_lock (or own the set)
   kern::rcu_head rcu;
   kern::work_struct free_work;
 };

@@ -30,6 +30,7 @@ gendisk* alloc_disk(int major, int minor, int queue_id) {
   disk->minor = minor;
   disk->name = std::to_string(major) + ":" + std::to_string(minor);
   disk->queue = q;
+  q->dev_name = disk->name;
   return disk;
 }
 

@@ -50,6 +50,10 @@ struct request_queue {
   // blk_get_queue / blk_put_queue: the disk holds one, every blkg holds one.
   kern::refcount_t refs;
   std::atomic<bool> dying{false};
+  std::string dev_name;  // "MAJ:MIN", set at alloc_disk
+  // Whole-disk IO totals (the kernel's bd_stats): the root cgroup's io.stat source.
+  std::atomic<uint64_t> disk_bytes[3] = {};
+  std::atomic<uint64_t> disk_ios[3] = {};
 };
 
 enum class disk_state : uint8_t { kAllocated, kLive, kDeleted, kReleased };
