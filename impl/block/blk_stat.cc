@@ -4,6 +4,7 @@
 #include <functional>
 #include <vector>
 
+#include "impl/block/busted.h"
 #include "impl/kern/cpu.h"
 #include "impl/kern/report.h"
 
@@ -61,6 +62,11 @@ void blkcg_iostat_update(blkcg_gq* blkg, const blkg_iostat& cur, kern::u64_stats
 
 }  // namespace
 
+busted_flags& busted() {
+  static busted_flags flags;
+  return flags;
+}
+
 void blk_cgroup_bio_start(bio* b) {
   request_queue* q = b->disk->queue;
   const int t = iostat_type(b);
@@ -95,7 +101,12 @@ void blkcg_rstat_flush_cpu(blkcg* b, int cpu) {
   kern::rcu_read_lock();
   kern::llist_node* list = kern::llist_del_all(*b->lhead->per_cpu_ptr(cpu));
   if (list != nullptr) {
-    const kern::irqflags_t f = blkg_stat_lock().lock_irqsave();
+    const bool irqs_on = busted().flush_lock_irqs_on.load(std::memory_order_relaxed);
+    kern::irqflags_t f = 0;
+    if (irqs_on)
+      blkg_stat_lock().lock();
+    else
+      f = blkg_stat_lock().lock_irqsave();
     kern::llist_for_each_safe(list, [cpu](kern::llist_node* n) {
       blkg_iostat_set* bisc = kern::llist_entry<blkg_iostat_set, &blkg_iostat_set::lnode>(n);
       blkcg_gq* blkg = bisc->blkg;
@@ -111,13 +122,17 @@ void blkcg_rstat_flush_cpu(blkcg* b, int cpu) {
       if (parent && parent->parent) {
         const blkg_iostat mine = snapshot_cur(&blkg->iostat);
         blkcg_iostat_update(parent, mine, blkg->iostat.last_bytes, blkg->iostat.last_ios);
-        if (!parent->iostat.lqueued.load(std::memory_order_acquire)) {
+        if (!busted().no_parent_requeue.load(std::memory_order_relaxed) &&
+            !parent->iostat.lqueued.load(std::memory_order_acquire)) {
           kern::llist_add(&parent->iostat.lnode, *parent->blkcg->lhead->per_cpu_ptr(cpu));
           parent->iostat.lqueued.store(1, std::memory_order_release);
         }
       }
     });
-    blkg_stat_lock().unlock_irqrestore(f);
+    if (irqs_on)
+      blkg_stat_lock().unlock();
+    else
+      blkg_stat_lock().unlock_irqrestore(f);
   }
   kern::rcu_read_unlock();
 }
@@ -216,6 +231,9 @@ void blkcg_reset_stats(blkcg* b) {
     };
     for_each_possible_cpu(cpu) clear(blkg->iostat_cpu->per_cpu_ptr(cpu));
     clear(&blkg->iostat);
+    if (busted().reset_wipes_set.load(std::memory_order_relaxed)) {
+      for_each_possible_cpu(cpu) blkg->iostat_cpu->per_cpu_ptr(cpu)->blkg = nullptr;
+    }
     for (int i = 0; i < BLKCG_MAX_POLS; ++i) {
       blkg_policy_data* pd = blkg->pd[i].load(std::memory_order_acquire);
       const blkcg_policy* pol = blkcg_policy_slot(i);

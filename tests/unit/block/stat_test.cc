@@ -148,3 +148,75 @@ TEST_F(StatTest, ConcurrentSubmittersAndFlushers) {
 
 }  // namespace
 }  // namespace blk
+
+#include "impl/block/busted.h"
+
+namespace blk {
+namespace {
+
+// Each busted variant is caught by the checker meant for its bug class.
+
+TEST_F(StatTest, BustedNoParentRequeueLosesGrandparentUpdates) {
+  busted().no_parent_requeue = true;
+  {
+    World w;
+    w.io(w.c, bio_op::kWrite, 4096);
+    const std::string a = blkcg_print_stat(w.h, w.a);
+    // Conservation: a must include c's IO. The busted flush loses it.
+    EXPECT_NE(a, "8:16 rbytes=0 wbytes=4096 rios=0 wios=1 dbytes=0 dios=0\n");
+  }
+  busted().no_parent_requeue = false;
+}
+
+TEST_F(StatTest, BustedFlushLockWithIrqsOnIsAnIrqSafetyReport) {
+  busted().flush_lock_irqs_on = true;
+  {
+    kern::ReportCapture cap;
+    World w;
+    w.io(w.c, bio_op::kWrite, 4096);
+    blkcg_print_stat(w.h, w.c);  // process context, IRQs on
+    // A blkg released from a bio completion in softirq flushes with the same lock.
+    w.io(w.c, bio_op::kWrite, 512);
+    blkcg* bc = w.c->io;
+    kern::run_in_irq(0, /*hard=*/false, [&] { blkcg_rstat_flush_cpu(bc, 0); });
+    EXPECT_GE(cap.count(kern::ReportKind::kIrqSafety), 1u) << cap.dump();
+  }
+  busted().flush_lock_irqs_on = false;
+}
+
+TEST_F(StatTest, CorrectFlushLockIsQuietInBothContexts) {
+  kern::ReportCapture cap;
+  World w;
+  w.io(w.c, bio_op::kWrite, 4096);
+  blkcg_print_stat(w.h, w.c);
+  w.io(w.c, bio_op::kWrite, 512);
+  blkcg* bc = w.c->io;
+  kern::run_in_irq(0, false, [&] { blkcg_rstat_flush_cpu(bc, 0); });
+  EXPECT_EQ(cap.size(), 0u) << cap.dump();
+}
+
+[[maybe_unused]] void reset_then_flush() {
+  busted().reset_wipes_set = true;
+  World w;
+  w.io(w.c, bio_op::kWrite, 4096);  // c's per-CPU set is queued
+  blkcg_reset_stats(w.c->io);      // wipes the set's back pointer
+  blkcg_print_stat(w.h, w.c);      // flush dereferences it
+}
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define BLKCG_HAVE_SANITIZER 1
+#endif
+#endif
+
+TEST_F(StatTest, BustedResetWipingTheSetCrashesTheFlush) {
+#ifdef BLKCG_HAVE_SANITIZER
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(reset_then_flush(), "SEGV|null pointer|AddressSanitizer|ThreadSanitizer");
+#else
+  GTEST_SKIP() << "needs an ASan or TSan build to name the crash (the gate runs both)";
+#endif
+}
+
+}  // namespace
+}  // namespace blk
