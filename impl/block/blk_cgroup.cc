@@ -121,6 +121,7 @@ void blkcg_css_free(blkcg* b) {
     v.erase(std::remove(v.begin(), v.end(), b), v.end());
     blkcg_free_cpds(b);
   }
+  b->blkg_tree.destroy();  // a grace period has passed since the last reader (css free)
   kern::free_percpu(b->lhead);
   kern::kfree(b);
 }

@@ -110,11 +110,8 @@ blkcg_gq* blkg_lookup(blkcg* b, request_queue* q) {
   if (b == blkcg_root()) return q->root_blkg.load(std::memory_order_acquire);
   blkcg_gq* hint = b->blkg_hint.load(std::memory_order_acquire);
   if (hint && hint->q == q) return hint;
-  for (blkcg_gq* g = b->blkg_list.load(std::memory_order_acquire); g != nullptr;
-       g = g->blkcg_next.load(std::memory_order_acquire)) {
-    if (g->q == q) return g;
-  }
-  return nullptr;
+  blkcg_gq* g = static_cast<blkcg_gq*>(b->blkg_tree.lookup(static_cast<uint64_t>(q->id)));
+  return (g && g->q == q) ? g : nullptr;
 }
 
 blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
@@ -146,9 +143,9 @@ blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
   bool inserted;
   {
     kern::SpinIrqGuard g(b->lock);
-    // The kernel inserts into a radix tree whose nodes come from GFP_NOWAIT: that can
-    // fail even here (RFC patch 15 dropped the preload). Model the allocation.
-    inserted = kern::alloc_decide(kern::GFP_NOWAIT | kern::GFP_NOWARN, "blkg_tree.insert");
+    // Radix-tree nodes come from GFP_NOWAIT: the insertion can fail even here (RFC patch
+    // 15 dropped the preload).
+    inserted = b->blkg_tree.insert(static_cast<uint64_t>(q->id), blkg) == 0;
     if (inserted) {
       blkcg_gq* first = b->blkg_list.load(std::memory_order_relaxed);
       blkg->blkcg_next.store(first, std::memory_order_relaxed);
@@ -230,6 +227,7 @@ void blkg_destroy(blkcg_gq* blkg) {
     b->blkg_list.store(next, std::memory_order_release);
   if (next) next->blkcg_prev = blkg->blkcg_prev;
   // blkg->blkcg_next stays intact: an RCU walker standing on blkg can continue.
+  b->blkg_tree.erase(static_cast<uint64_t>(blkg->q->id));
   blkg->hashed = false;
   if (b->blkg_hint.load(std::memory_order_relaxed) == blkg)
     b->blkg_hint.store(nullptr, std::memory_order_release);
