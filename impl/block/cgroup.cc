@@ -165,6 +165,10 @@ int cgroup_hierarchy::rmdir(cgroup* cg) {
 
 cgroup* cgroup_hierarchy::lookup(const std::string& path) {
   kern::MutexGuard g(cgroup_mutex);
+  return lookup_locked(path);
+}
+
+cgroup* cgroup_hierarchy::lookup_locked(const std::string& path) {
   if (path.empty() || path[0] != '/') return nullptr;
   cgroup* cur = root_;
   size_t pos = 1;
@@ -180,6 +184,13 @@ cgroup* cgroup_hierarchy::lookup(const std::string& path) {
     cur = next;
   }
   return cur;
+}
+
+blkcg* cgroup_hierarchy::get_io_css(const std::string& path) {
+  kern::MutexGuard g(cgroup_mutex);
+  cgroup* cg = lookup_locked(path);  // linked, hence not freed, while we hold the mutex
+  if (cg == nullptr) return nullptr;
+  return css_tryget_online(cg->io) ? cg->io : nullptr;
 }
 
 int cgroup_hierarchy::attach_task(cgroup* cg, int pid) {

@@ -75,6 +75,9 @@ class cgroup_hierarchy {
   int rmdir(cgroup* cg);
   // Looks a live cgroup up by path ("/", "/a/b"); nullptr if none.
   cgroup* lookup(const std::string& path);
+  // The io css of the live cgroup at `path` with a reference taken (css_tryget_online),
+  // or nullptr. The caller css_put()s it. Safe against a concurrent rmdir.
+  blkcg* get_io_css(const std::string& path);
   // cgroup.procs write: move `pid` into `cg` (-ENOENT if cg was removed).
   int attach_task(cgroup* cg, int pid);
   // The cgroup of `pid` (the root if never attached).
@@ -86,6 +89,8 @@ class cgroup_hierarchy {
   kern::mutex cgroup_mutex{"cgroup_mutex"};
 
  private:
+  cgroup* lookup_locked(const std::string& path) REQUIRES(cgroup_mutex);
+
   cgroup* root_ = nullptr;
   int next_id_ = 1;
   std::map<int, cgroup*> task_map_;  // guarded by cgroup_mutex
