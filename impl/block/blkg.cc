@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstddef>
 
+#include "impl/block/blk_core.h"
 #include "impl/block/blk_stat.h"
 #include "impl/kern/report.h"
 
@@ -45,8 +46,10 @@ void blkg_free_workfn(kern::work_struct* w) {
 }
 
 // Stage 3b. Context: RCU callback (softirq): nothing that sleeps.
-void blkg_release_rcu(kern::rcu_head* h) {
+void blkg_release_rcu(kern::rcu_head* h) NO_THREAD_SAFETY_ANALYSIS {
   blkcg_gq* blkg = blkg_of_rcu(h);
+  // Punted bios hold references: none can be queued once the last one is gone.
+  WARN_ON(blkg->async_first != nullptr);
   css_put(blkg->blkcg);  // the blkcg may now be freed: the free work must not touch it
   kern::INIT_WORK(&blkg->free_work, blkg_free_workfn, "blkg_free_work");
   kern::queue_work(kern::system_wq(), &blkg->free_work);
@@ -83,6 +86,7 @@ blkcg_gq* blkg_alloc(blkcg* b, request_queue* q, kern::gfp_t gfp) REQUIRES(q->bl
   }
   for_each_possible_cpu(cpu) blkg->iostat_cpu->per_cpu_ptr(cpu)->blkg = blkg;
   blkg->iostat.blkg = blkg;
+  kern::INIT_WORK(&blkg->async_bio_work, blkg_async_bio_workfn, "blkg_async_bio_work");
   if (!blkg_alloc_pds(blkg, q, gfp)) {  // each enabled policy's pd_alloc_fn
     kern::free_percpu(blkg->iostat_cpu);
     kern::kfree(blkg);

@@ -69,6 +69,12 @@ struct blkcg_gq {
   std::atomic<blkg_policy_data*> pd[BLKCG_MAX_POLS] = {};
   kern::PerCpu<blkg_iostat_set>* iostat_cpu = nullptr;  // GFP of the creation path
   blkg_iostat_set iostat;  // flushed totals; writers hold blkg_stat_lock (or own the set)
+  // The punt path (blk_core.h): bios waiting for async_bio_work, protected by
+  // async_bio_lock; each holds its own reference on this blkg.
+  kern::spinlock_t async_bio_lock{"blkg->async_bio_lock"};
+  struct bio* async_first GUARDED_BY(async_bio_lock) = nullptr;
+  struct bio* async_last GUARDED_BY(async_bio_lock) = nullptr;
+  kern::work_struct async_bio_work;
   kern::rcu_head rcu;
   kern::work_struct free_work;
 };
