@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/block/block_fixture.h"
+
 #include <cerrno>
 #include <thread>
 #include <vector>
@@ -15,18 +17,7 @@
 namespace blk {
 namespace {
 
-class BlkgTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    kern::alloc_reset();
-    kern::lockdep_reset();
-  }
-  void TearDown() override {
-    kern::ReportCapture cap;
-    EXPECT_TRUE(kern::alloc_check_no_leaks("blkg test teardown")) << cap.dump();
-    kern::alloc_reset();
-  }
-};
+class BlkgTest : public BlockTest {};
 
 struct World {
   cgroup_hierarchy h;

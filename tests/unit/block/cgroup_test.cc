@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/block/block_fixture.h"
+
 #include <cerrno>
 #include <thread>
 #include <vector>
@@ -22,18 +24,7 @@ bool is_live_blkcg(blkcg* b) {
   return false;
 }
 
-class CgroupTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    kern::alloc_reset();
-    kern::lockdep_reset();
-  }
-  void TearDown() override {
-    kern::ReportCapture cap;
-    EXPECT_TRUE(kern::alloc_check_no_leaks("cgroup test teardown")) << cap.dump();
-    kern::alloc_reset();
-  }
-};
+class CgroupTest : public BlockTest {};
 
 TEST_F(CgroupTest, MkdirRmdirAndErrnos) {
   cgroup_hierarchy h;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/block/block_fixture.h"
+
 #include <cerrno>
 
 #include "impl/block/blk_stat.h"
@@ -13,18 +15,7 @@
 namespace blk {
 namespace {
 
-class CgroupfsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    kern::alloc_reset();
-    kern::lockdep_reset();
-  }
-  void TearDown() override {
-    kern::ReportCapture cap;
-    EXPECT_TRUE(kern::alloc_check_no_leaks("cgroupfs test teardown")) << cap.dump();
-    kern::alloc_reset();
-  }
-};
+class CgroupfsTest : public BlockTest {};
 
 TEST_F(CgroupfsTest, ReadWriteByPath) {
   cgroup_hierarchy h;

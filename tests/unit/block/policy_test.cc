@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/block/block_fixture.h"
+
 #include <cerrno>
 
 #include "impl/block/blk_testpol.h"
@@ -15,18 +17,15 @@
 namespace blk {
 namespace {
 
-class PolicyTest : public ::testing::Test {
+class PolicyTest : public BlockTest {
  protected:
   void SetUp() override {
-    kern::alloc_reset();
-    kern::lockdep_reset();
+    BlockTest::SetUp();
     testpol_reset();
   }
   void TearDown() override {
     EXPECT_EQ(testpol_get_counters().live_pds(), 0);
-    kern::ReportCapture cap;
-    EXPECT_TRUE(kern::alloc_check_no_leaks("policy test teardown")) << cap.dump();
-    kern::alloc_reset();
+    BlockTest::TearDown();
   }
 };
 

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/block/block_fixture.h"
+
 #include <cerrno>
 
 #include "impl/block/blk_stat.h"
@@ -14,18 +16,7 @@
 namespace blk {
 namespace {
 
-class PuntTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    kern::alloc_reset();
-    kern::lockdep_reset();
-  }
-  void TearDown() override {
-    kern::ReportCapture cap;
-    EXPECT_TRUE(kern::alloc_check_no_leaks("punt test teardown")) << cap.dump();
-    kern::alloc_reset();
-  }
-};
+class PuntTest : public BlockTest {};
 
 TEST_F(PuntTest, PuntedBiosRunFromTheBlkgWork) {
   cgroup_hierarchy h;

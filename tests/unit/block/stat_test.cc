@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/block/block_fixture.h"
+
 #include <thread>
 #include <vector>
 
@@ -14,18 +16,7 @@
 namespace blk {
 namespace {
 
-class StatTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    kern::alloc_reset();
-    kern::lockdep_reset();
-  }
-  void TearDown() override {
-    kern::ReportCapture cap;
-    EXPECT_TRUE(kern::alloc_check_no_leaks("stat test teardown")) << cap.dump();
-    kern::alloc_reset();
-  }
-};
+class StatTest : public BlockTest {};
 
 struct World {
   cgroup_hierarchy h;
