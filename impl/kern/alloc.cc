@@ -1,15 +1,25 @@
 // SPDX-License-Identifier: MIT
+// The injectable allocator (see alloc.h for the guarantees).
+//
+// Bookkeeping: one State behind one lock (AllocMutex, a std::mutex annotated as a
+// capability so -Wthread-safety checks every GUARDED_BY below). Per-type and per-site
+// statistics live in node-based maps keyed by name; a Live entry points at its two records
+// (node addresses are stable), so a free updates them without a lookup. The lock is never
+// held across a call out of this file except into the standard library.
 #include "impl/kern/alloc.h"
 
 #include <cxxabi.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
+#include "impl/kern/annotations.h"
 #include "impl/kern/report.h"
 #include "impl/kern/sched.h"
 #include "impl/kern/task.h"
@@ -17,55 +27,142 @@
 namespace kern {
 namespace {
 
-struct Live {
-  const char* type;
-  const char* site;
-  size_t size;
+class CAPABILITY("alloc.mu") AllocMutex {
+ public:
+  void lock() ACQUIRE() { m_.lock(); }
+  void unlock() RELEASE() { m_.unlock(); }
+
+ private:
+  std::mutex m_;
 };
 
-// All allocator state is guarded by `mu` (infrastructure lock, no seam).
-std::mutex mu;
-std::unordered_map<void*, Live>* live = nullptr;
-FaultConfig fault_cfg;
-bool recording = false;
-std::vector<AllocDecision>* log_entries = nullptr;
-std::vector<uint64_t>* replay = nullptr;  // sorted failing indices; null = off
-uint64_t nr_allocs = 0;
-std::unordered_map<std::string, uint64_t>* site_counts = nullptr;
-uint64_t prng = 1;
-ReclaimConfig reclaim_cfg;
-uint64_t reclaim_eligible = 0;
-std::atomic<uint64_t> reclaims{0};
-thread_local int reclaim_depth = 0;
+class SCOPED_CAPABILITY AllocGuard {
+ public:
+  explicit AllocGuard(AllocMutex& m) ACQUIRE(m) : m_(m) { m_.lock(); }
+  ~AllocGuard() RELEASE() { m_.unlock(); }
+  AllocGuard(const AllocGuard&) = delete;
+  AllocGuard& operator=(const AllocGuard&) = delete;
 
-void init_locked() {
-  if (!live) {
-    live = new std::unordered_map<void*, Live>();
-    log_entries = new std::vector<AllocDecision>();
-    site_counts = new std::unordered_map<std::string, uint64_t>();
+ private:
+  AllocMutex& m_;
+};
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using StatsMap = std::unordered_map<std::string, AllocStats, StringHash, std::equal_to<>>;
+
+struct Live {
+  const std::string* type;  // key of the type's StatsMap node
+  const std::string* site;  // key of the site's StatsMap node
+  AllocStats* type_stats;
+  AllocStats* site_stats;
+  size_t size;
+  bool stale;  // allocated before the last alloc_reset(): outside the accounting
+};
+
+// xorshift64: small, fast, and the same sequence on every platform. Never seeded with 0
+// (its one fixed point).
+uint64_t xorshift(uint64_t& s) {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+bool site_matches(std::string_view pattern, std::string_view site) {
+  if (!pattern.empty() && pattern.back() == '*') {
+    pattern.remove_suffix(1);
+    return site.substr(0, pattern.size()) == pattern;
+  }
+  return site == pattern;
+}
+
+struct State {
+  AllocMutex mu;
+
+  // Live set and statistics.
+  std::unordered_map<const void*, Live> live GUARDED_BY(mu);
+  uint64_t nr_live GUARDED_BY(mu) = 0;  // non-stale entries of `live`
+  StatsMap by_type GUARDED_BY(mu);
+  StatsMap by_site GUARDED_BY(mu);
+  uint64_t nr_allocs GUARDED_BY(mu) = 0;  // decisions since alloc_reset (the log index)
+  uint64_t nr_warned GUARDED_BY(mu) = 0;
+
+  // Fault injection; counters restart at fault_set().
+  FaultConfig fault GUARDED_BY(mu);
+  unsigned fault_classes GUARDED_BY(mu) = kGfpClassesAll;  // effective filter
+  uint64_t fault_counted GUARDED_BY(mu) = 0;               // for fail_nth
+  uint64_t fault_site_counted GUARDED_BY(mu) = 0;          // for fail_site_nth
+  uint64_t fault_prng GUARDED_BY(mu) = 1;
+
+  // Record and replay.
+  bool recording GUARDED_BY(mu) = false;
+  std::vector<AllocDecision> log GUARDED_BY(mu);
+  bool replaying GUARDED_BY(mu) = false;
+  std::unordered_set<uint64_t> replay_fail GUARDED_BY(mu);
+  bool replay_reclaim_from_log GUARDED_BY(mu) = false;
+  std::unordered_set<uint64_t> replay_reclaim GUARDED_BY(mu);
+
+  // Memory pressure.
+  ReclaimConfig reclaim GUARDED_BY(mu);
+  uint64_t reclaim_eligible GUARDED_BY(mu) = 0;
+  uint64_t reclaim_prng GUARDED_BY(mu) = 1;
+  uint64_t reclaims GUARDED_BY(mu) = 0;
+  uint64_t reclaim_recursions GUARDED_BY(mu) = 0;
+  // Tasks inside the writeback hook. Keyed by Task, not by thread: under the controlled
+  // scheduler every task is a fiber of one thread.
+  std::unordered_set<const Task*> in_reclaim GUARDED_BY(mu);
+
+  // Only decides whether a warning is printed; relaxed is enough.
+  std::atomic<bool> verbose{false};
+};
+
+State& st() {
+  // Never destroyed: tasks may still allocate or free while static destructors run.
+  static State* const s = [] {
+    auto* n = new State();
+    if (std::getenv("BLKCG_VERBOSE_ALLOC") != nullptr) n->verbose.store(true);
+    return n;
+  }();
+  return *s;
+}
+
+AllocStats& stats_for(StatsMap& m, std::string_view name) {
+  auto it = m.find(name);
+  if (it == m.end()) it = m.emplace(std::string(name), AllocStats{}).first;
+  return it->second;
+}
+
+// might_sleep() is given a literal on the fast path (no string building when preemptible).
+const char* might_sleep_what(gfp_t gfp) {
+  switch (gfp_class(gfp)) {
+    case kGfpClassKernel:
+      return "kmalloc(GFP_KERNEL)";
+    case kGfpClassNofs:
+      return "kmalloc(GFP_NOFS)";
+    default:
+      return "kmalloc(GFP_NOIO)";
   }
 }
 
-uint64_t next_rand() {
-  prng ^= prng << 13;
-  prng ^= prng >> 7;
-  prng ^= prng << 17;
-  return prng;
-}
-
-// Decide under `mu`: returns true if this allocation must fail.
-bool inject_locked(gfp_t gfp, const char* site, uint64_t index) {
-  if (replay) return std::binary_search(replay->begin(), replay->end(), index);
-  if (fault_cfg.only_nonblocking && gfpflags_allow_blocking(gfp)) return false;
-  bool fail = false;
-  if (fault_cfg.fail_nth && index == fault_cfg.fail_nth) fail = true;
-  if (!fault_cfg.fail_site.empty() && fault_cfg.fail_site == site) {
-    const uint64_t n = ++(*site_counts)[site];
-    if (fault_cfg.fail_site_nth == 0 || n == fault_cfg.fail_site_nth) fail = true;
+// Removes the task's reclaim mark when the hook returns or unwinds (a fiber killed at a
+// deadlock unwinds through it).
+class ReclaimMark {
+ public:
+  explicit ReclaimMark(const Task* t) : t_(t) {}
+  ~ReclaimMark() {
+    State& s = st();
+    AllocGuard g(s.mu);
+    s.in_reclaim.erase(t_);
   }
-  if (fault_cfg.permille && next_rand() % 1000 < fault_cfg.permille) fail = true;
-  return fail;
-}
+  ReclaimMark(const ReclaimMark&) = delete;
+  ReclaimMark& operator=(const ReclaimMark&) = delete;
+
+ private:
+  const Task* t_;
+};
 
 }  // namespace
 
@@ -73,162 +170,340 @@ std::string gfp_name(gfp_t gfp) {
   const gfp_t base = gfp & ~(GFP_NOWARN | GFP_ZERO);
   std::string s;
   switch (base) {
-    case GFP_KERNEL: s = "GFP_KERNEL"; break;
-    case GFP_NOFS: s = "GFP_NOFS"; break;
-    case GFP_NOIO: s = "GFP_NOIO"; break;
-    case GFP_NOWAIT: s = "GFP_NOWAIT"; break;
-    case GFP_ATOMIC: s = "GFP_ATOMIC"; break;
-    default: s = "GFP(" + std::to_string(base) + ")";
+    case GFP_KERNEL:
+      s = "GFP_KERNEL";
+      break;
+    case GFP_NOFS:
+      s = "GFP_NOFS";
+      break;
+    case GFP_NOIO:
+      s = "GFP_NOIO";
+      break;
+    case GFP_NOWAIT:
+      s = "GFP_NOWAIT";
+      break;
+    case GFP_ATOMIC:
+      s = "GFP_ATOMIC";
+      break;
+    default: {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "GFP(%#x)", base);
+      s = buf;
+    }
   }
   if (gfp & GFP_NOWARN) s += "|__GFP_NOWARN";
+  if (gfp & GFP_ZERO) s += "|__GFP_ZERO";
   return s;
 }
 
+gfp_t current_gfp_context(gfp_t gfp) {
+  const unsigned scope = current()->gfp_scope;
+  if (scope & kScopeNoIo) gfp &= ~(kGfpIo | kGfpFs);
+  if (scope & kScopeNoFs) gfp &= ~kGfpFs;
+  return gfp;
+}
+
 void fault_set(const FaultConfig& c) {
-  std::lock_guard<std::mutex> g(mu);
-  init_locked();
-  fault_cfg = c;
-  prng = c.seed ? c.seed : 1;
-  site_counts->clear();
+  State& s = st();
+  AllocGuard g(s.mu);
+  s.fault = c;
+  s.fault_classes = c.classes & (c.only_nonblocking ? kGfpClassesNonblocking : kGfpClassesAll);
+  s.fault_counted = 0;
+  s.fault_site_counted = 0;
+  s.fault_prng = c.seed != 0 ? c.seed : 1;
 }
 
 FaultConfig fault_get() {
-  std::lock_guard<std::mutex> g(mu);
-  return fault_cfg;
+  State& s = st();
+  AllocGuard g(s.mu);
+  return s.fault;
 }
 
 void fault_record(bool on) {
-  std::lock_guard<std::mutex> g(mu);
-  init_locked();
-  recording = on;
+  State& s = st();
+  AllocGuard g(s.mu);
+  s.recording = on;
+  if (on) s.log.clear();
 }
 
 std::vector<AllocDecision> fault_log() {
-  std::lock_guard<std::mutex> g(mu);
-  init_locked();
-  return *log_entries;
+  State& s = st();
+  AllocGuard g(s.mu);
+  return s.log;
 }
 
 void fault_replay(std::vector<uint64_t> failing) {
-  std::lock_guard<std::mutex> g(mu);
-  delete replay;
-  replay = nullptr;
-  if (!failing.empty()) {
-    std::sort(failing.begin(), failing.end());
-    replay = new std::vector<uint64_t>(std::move(failing));
+  State& s = st();
+  AllocGuard g(s.mu);
+  s.replay_fail = std::unordered_set<uint64_t>(failing.begin(), failing.end());
+  s.replaying = !failing.empty();
+  s.replay_reclaim.clear();
+  s.replay_reclaim_from_log = false;
+}
+
+void fault_replay_log(const std::vector<AllocDecision>& log) {
+  State& s = st();
+  AllocGuard g(s.mu);
+  s.replay_fail.clear();
+  s.replay_reclaim.clear();
+  for (const AllocDecision& d : log) {
+    if (d.failed) s.replay_fail.insert(d.index);
+    if (d.reclaimed) s.replay_reclaim.insert(d.index);
   }
+  s.replaying = true;
+  s.replay_reclaim_from_log = true;
+}
+
+uint64_t alloc_warn_count() {
+  State& s = st();
+  AllocGuard g(s.mu);
+  return s.nr_warned;
+}
+
+void alloc_set_verbose(bool on) {
+  st().verbose.store(on, std::memory_order_relaxed);
 }
 
 void reclaim_set(ReclaimConfig c) {
-  std::lock_guard<std::mutex> g(mu);
-  reclaim_cfg = std::move(c);
-  if (reclaim_cfg.every_nth == 0) reclaim_cfg.every_nth = 1;
-  reclaim_eligible = 0;
+  State& s = st();
+  std::function<void(gfp_t)> old;  // destroyed after the lock is dropped (declared first)
+  AllocGuard g(s.mu);
+  if (c.every_nth == 0) c.every_nth = 1;
+  s.reclaim_prng = c.seed != 0 ? c.seed : 1;
+  old = std::move(s.reclaim.writeback);
+  s.reclaim = std::move(c);
+  s.reclaim_eligible = 0;
 }
 
-uint64_t reclaim_count() { return reclaims.load(std::memory_order_relaxed); }
+uint64_t reclaim_count() {
+  State& s = st();
+  AllocGuard g(s.mu);
+  return s.reclaims;
+}
 
-bool alloc_decide(gfp_t gfp, const char* site) {
-  Task* t = current();
-  // The task's scope masks the class (current_gfp_context()).
-  if (t->gfp_scope & kScopeNoIo) gfp &= ~(kGfpIo | kGfpFs);
-  if (t->gfp_scope & kScopeNoFs) gfp &= ~kGfpFs;
-  if (gfpflags_allow_blocking(gfp)) might_sleep("kmalloc(blocking gfp)");
-  seam(SeamKind::kAlloc, site);
+uint64_t reclaim_recursion_count() {
+  State& s = st();
+  AllocGuard g(s.mu);
+  return s.reclaim_recursions;
+}
 
-  std::function<void(gfp_t)> writeback;
-  bool fail;
-  uint64_t index;
-  {
-    std::lock_guard<std::mutex> g(mu);
-    init_locked();
-    index = ++nr_allocs;
-    fail = inject_locked(gfp, site, index);
-    if (recording) log_entries->push_back(AllocDecision{index, site, gfp, fail});
-    if (reclaim_cfg.enabled && gfpflags_allow_blocking(gfp) && (gfp & kGfpIo) &&
-        ++reclaim_eligible % reclaim_cfg.every_nth == 0)
-      writeback = reclaim_cfg.writeback;
-  }
-  if (writeback) {
-    if (reclaim_depth > 0) {
-      kreport(ReportKind::kAlloc, std::string("reclaim-recursion:") + site,
-              std::string("allocation at ") + site + " (" + gfp_name(gfp) +
-                  ") would re-enter reclaim from inside reclaim writeback");
+bool alloc_decide(gfp_t requested, AllocSite site, const char* type) {
+  const gfp_t gfp = current_gfp_context(requested);
+  // 1. A blocking class is a possible sleep, whatever happens next.
+  if (gfpflags_allow_blocking(gfp)) {
+    if (preemptible() && !in_interrupt()) {
+      might_sleep(might_sleep_what(gfp), site.where);  // only the seam of a possible sleep
     } else {
-      ++reclaim_depth;
-      reclaims.fetch_add(1, std::memory_order_relaxed);
-      writeback(gfp);
-      --reclaim_depth;
+      const std::string what = std::string(might_sleep_what(gfp)) + " at " + site.name;
+      might_sleep(what.c_str(), site.where);
     }
   }
-  if (fail && !(gfp & GFP_NOWARN) && std::getenv("BLKCG_VERBOSE_ALLOC")) {
-    std::fprintf(stderr, "alloc: injected failure #%llu at %s (%s)\n",
-                 static_cast<unsigned long long>(index), site, gfp_name(gfp).c_str());
+  // 2. Another task may run here.
+  seam(SeamKind::kAlloc, site.name);
+
+  // 3. Decide, under the bookkeeping lock.
+  State& s = st();
+  const Task* const self = current();
+  std::function<void(gfp_t)> writeback;
+  bool fail = false, reclaim = false, recursion = false, warn = false;
+  uint64_t index;
+  {
+    AllocGuard g(s.mu);
+    index = ++s.nr_allocs;
+    if (s.replaying) {
+      fail = s.replay_fail.count(index) != 0;
+    } else if (s.fault_classes & gfp_class(gfp)) {
+      ++s.fault_counted;
+      if (s.fault.fail_nth != 0 && s.fault_counted == s.fault.fail_nth) fail = true;
+      if (!s.fault.fail_site.empty() && site_matches(s.fault.fail_site, site.name)) {
+        ++s.fault_site_counted;
+        if (s.fault.fail_site_nth == 0 || s.fault_site_counted == s.fault.fail_site_nth)
+          fail = true;
+      }
+      if (s.fault.permille != 0 && xorshift(s.fault_prng) % 1000 < s.fault.permille) fail = true;
+    }
+
+    // Reclaim: only a class that may block and may do IO.
+    if (s.reclaim.enabled && s.reclaim.writeback && gfpflags_allow_blocking(gfp) &&
+        (gfp & kGfpIo)) {
+      bool want;
+      if (s.replay_reclaim_from_log) {
+        want = s.replay_reclaim.count(index) != 0;
+      } else if (s.reclaim.permille != 0) {
+        want = xorshift(s.reclaim_prng) % 1000 < s.reclaim.permille;
+      } else {
+        want = ++s.reclaim_eligible % s.reclaim.every_nth == 0;
+      }
+      if (want) {
+        if (s.in_reclaim.count(self) != 0) {
+          recursion = true;
+          ++s.reclaim_recursions;
+        } else {
+          reclaim = true;
+          ++s.reclaims;
+          s.in_reclaim.insert(self);
+          writeback = s.reclaim.writeback;
+        }
+      }
+    }
+
+    if (fail) {
+      if (type != nullptr) stats_for(s.by_type, type).failed++;
+      stats_for(s.by_site, site.name).failed++;
+      if (!(requested & GFP_NOWARN)) {
+        warn = true;
+        ++s.nr_warned;
+      }
+    }
+    if (s.recording) s.log.push_back(AllocDecision{index, site.name, gfp, fail, reclaim});
+  }
+
+  // 4. Out of the lock: reports, reclaim, the warning.
+  if (recursion) {
+    kreport(ReportKind::kAlloc, std::string("reclaim-recursion:") + site.name,
+            std::string("allocation at ") + site.name + " (" + gfp_name(gfp) +
+                ") would re-enter reclaim from inside reclaim writeback, at " +
+                site.where.file_name() + ":" + std::to_string(site.where.line()) + " in " +
+                site.where.function_name());
+  }
+  if (reclaim) {
+    ReclaimMark mark(self);
+    writeback(gfp);
+  }
+  if (warn && s.verbose.load(std::memory_order_relaxed)) {
+    std::fprintf(stderr, "alloc: allocation failure #%llu at %s (%s%s%s)\n",
+                 static_cast<unsigned long long>(index), site.name, gfp_name(requested).c_str(),
+                 type != nullptr ? ", " : "", type != nullptr ? type : "");
   }
   return !fail;
 }
 
-void alloc_track(void* p, const char* type, const char* site, size_t size) {
-  std::lock_guard<std::mutex> g(mu);
-  init_locked();
-  (*live)[p] = Live{type, site, size};
+void alloc_track(const void* p, const char* type, const char* site, size_t size) {
+  State& s = st();
+  AllocGuard g(s.mu);
+  auto ti = s.by_type.find(std::string_view(type));
+  if (ti == s.by_type.end()) ti = s.by_type.emplace(std::string(type), AllocStats{}).first;
+  auto si = s.by_site.find(std::string_view(site));
+  if (si == s.by_site.end()) si = s.by_site.emplace(std::string(site), AllocStats{}).first;
+  ti->second.live++;
+  ti->second.allocated++;
+  si->second.live++;
+  si->second.allocated++;
+  // An entry already at this address was released without kfree (only possible for a
+  // stale one, or memory freed behind the allocator's back): the new object replaces it.
+  auto [it, inserted] = s.live.try_emplace(p);
+  if (!inserted && !it->second.stale) {
+    it->second.type_stats->live--;
+    it->second.site_stats->live--;
+    s.nr_live--;
+  }
+  it->second = Live{&ti->first, &si->first, &ti->second, &si->second, size, false};
+  s.nr_live++;
 }
 
-bool alloc_untrack(void* p) {
-  bool known;
+bool alloc_untrack(const void* p, const char* type, bool type_may_differ) {
+  State& s = st();
+  bool unknown = false;
+  std::string allocated_as;  // set on a type mismatch
   {
-    std::lock_guard<std::mutex> g(mu);
-    init_locked();
-    known = live->erase(p) == 1;
+    AllocGuard g(s.mu);
+    auto it = s.live.find(p);
+    if (it == s.live.end()) {
+      unknown = true;
+    } else if (type != nullptr && !type_may_differ && *it->second.type != type) {
+      // Not freed (destroying it as the wrong type is undefined behaviour): it stays live,
+      // so a correct free still works and teardown still reports it if none comes.
+      allocated_as = *it->second.type + " @" + *it->second.site;
+    } else {
+      if (!it->second.stale) {
+        it->second.type_stats->live--;
+        it->second.site_stats->live--;
+        s.nr_live--;
+      }
+      s.live.erase(it);
+      return true;
+    }
   }
-  if (!known) {
-    kreport(ReportKind::kAlloc, "kfree-unknown-pointer",
-            "kfree of a pointer that is not a live allocation (double free or never allocated)");
+  const std::string as = type != nullptr ? type : "?";
+  if (unknown) {
+    kreport(ReportKind::kAlloc, "kfree-unknown-pointer:" + as,
+            "kfree of a pointer that is not a live allocation (double free or never "
+            "allocated), freed as " +
+                as);
+  } else {
+    kreport(ReportKind::kAlloc, "kfree-type-mismatch:" + as + ":" + allocated_as,
+            "kfree as " + as + " of an object allocated as " + allocated_as +
+                " (wrong free function, or a base without a virtual destructor); not freed");
   }
-  return known;
+  return false;
 }
 
-void* kmalloc_bytes(size_t size, gfp_t gfp, const char* site) {
-  if (!alloc_decide(gfp, site)) return nullptr;
-  void* p = (gfp & GFP_ZERO) ? std::calloc(1, size) : std::malloc(size);
-  if (p) alloc_track(p, "bytes", site, size);
+void* kmalloc_bytes(size_t size, gfp_t gfp, AllocSite site) {
+  if (!alloc_decide(gfp, site, "bytes")) return nullptr;
+  void* p = std::malloc(size != 0 ? size : 1);
+  if (p == nullptr) return nullptr;
+  std::memset(p, (gfp & GFP_ZERO) ? 0 : 0x5a, size);
+  alloc_track(p, "bytes", site.name, size);
   return p;
 }
 
-void kfree_bytes(void* p) {
-  if (p && alloc_untrack(p)) std::free(p);
+void kfree_bytes(const void* p) {
+  if (p != nullptr && alloc_untrack(p, "bytes")) std::free(const_cast<void*>(p));
 }
 
 const char* demangled_type_name(const std::type_info& ti) {
   int status = 0;
   char* d = abi::__cxa_demangle(ti.name(), nullptr, nullptr, &status);
-  return status == 0 && d ? d : ti.name();  // leaked once per type, by design
+  return status == 0 && d != nullptr ? d : ti.name();  // kept for the process, once per type
 }
 
 uint64_t alloc_live_total() {
-  std::lock_guard<std::mutex> g(mu);
-  return live ? live->size() : 0;
+  State& s = st();
+  AllocGuard g(s.mu);
+  return s.nr_live;
 }
 
 std::map<std::string, uint64_t> alloc_live_by_type() {
-  std::lock_guard<std::mutex> g(mu);
+  State& s = st();
+  AllocGuard g(s.mu);
   std::map<std::string, uint64_t> out;
-  if (live)
-    for (const auto& [p, l] : *live) out[l.type]++;
+  for (const auto& [name, stats] : s.by_type)
+    if (stats.live != 0) out[name] = stats.live;
+  return out;
+}
+
+std::map<std::string, AllocStats> alloc_stats_by_type() {
+  State& s = st();
+  AllocGuard g(s.mu);
+  std::map<std::string, AllocStats> out;
+  for (const auto& [name, stats] : s.by_type)
+    if (stats != AllocStats{}) out[name] = stats;
+  return out;
+}
+
+std::map<std::string, AllocStats> alloc_stats_by_site() {
+  State& s = st();
+  AllocGuard g(s.mu);
+  std::map<std::string, AllocStats> out;
+  for (const auto& [name, stats] : s.by_site)
+    if (stats != AllocStats{}) out[name] = stats;
   return out;
 }
 
 uint64_t alloc_count() {
-  std::lock_guard<std::mutex> g(mu);
-  return nr_allocs;
+  State& s = st();
+  AllocGuard g(s.mu);
+  return s.nr_allocs;
 }
 
 bool alloc_check_no_leaks(const char* when) {
-  std::map<std::string, uint64_t> survivors;
+  State& s = st();
+  std::map<std::string, uint64_t> survivors;  // "type @site" -> count; sorted, so stable
   {
-    std::lock_guard<std::mutex> g(mu);
-    if (!live || live->empty()) return true;
-    for (const auto& [p, l] : *live) survivors[std::string(l.type) + " @" + l.site]++;
+    AllocGuard g(s.mu);
+    if (s.nr_live == 0) return true;
+    for (const auto& [p, l] : s.live)
+      if (!l.stale) survivors[*l.type + " @" + *l.site]++;
   }
   std::string text = std::string("objects still live at ") + when + ":\n";
   for (const auto& [k, n] : survivors) text += "  " + std::to_string(n) + " x " + k + "\n";
@@ -237,20 +512,33 @@ bool alloc_check_no_leaks(const char* when) {
 }
 
 void alloc_reset() {
-  std::lock_guard<std::mutex> g(mu);
-  init_locked();
-  live->clear();
-  fault_cfg = FaultConfig{};
-  recording = false;
-  log_entries->clear();
-  delete replay;
-  replay = nullptr;
-  nr_allocs = 0;
-  site_counts->clear();
-  prng = 1;
-  reclaim_cfg = ReclaimConfig{};
-  reclaim_eligible = 0;
-  reclaims.store(0, std::memory_order_relaxed);
+  State& s = st();
+  std::function<void(gfp_t)> old;  // destroyed after the lock is dropped (declared first)
+  AllocGuard g(s.mu);
+  for (auto& [p, l] : s.live) l.stale = true;
+  s.nr_live = 0;
+  for (auto& [name, stats] : s.by_type) stats = AllocStats{};
+  for (auto& [name, stats] : s.by_site) stats = AllocStats{};
+  s.nr_allocs = 0;
+  s.nr_warned = 0;
+  s.fault = FaultConfig{};
+  s.fault_classes = kGfpClassesAll;
+  s.fault_counted = 0;
+  s.fault_site_counted = 0;
+  s.fault_prng = 1;
+  s.recording = false;
+  s.log.clear();
+  s.replaying = false;
+  s.replay_fail.clear();
+  s.replay_reclaim_from_log = false;
+  s.replay_reclaim.clear();
+  old = std::move(s.reclaim.writeback);
+  s.reclaim = ReclaimConfig{};
+  s.reclaim_eligible = 0;
+  s.reclaim_prng = 1;
+  s.reclaims = 0;
+  s.reclaim_recursions = 0;
+  // in_reclaim is left alone: a task inside the hook removes its own mark.
 }
 
 }  // namespace kern
