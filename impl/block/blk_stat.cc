@@ -60,6 +60,27 @@ void blkcg_iostat_update(blkcg_gq* blkg, const blkg_iostat& cur, kern::u64_stats
   kern::u64_stats_update_end_irqrestore(blkg->iostat.sync, f);
 }
 
+// Queues a set whose lqueued was seen clear. lqueued is set BEFORE the llist_add: a
+// flusher on another CPU can take the node the instant the add publishes it and clear
+// lqueued; if the updater's "set" came after the add (the order mainline uses, kept as
+// busted().lqueued_after_add), that set could land after the flusher's clear and leave the
+// set marked queued while on no list — every later update of it on this CPU is then never
+// flushed. With set-then-add, the set is ordered before the release CAS of the add, the
+// flusher's acquire exchange reads from that CAS, so the flusher's clear is the later
+// write of lqueued. The seams model the two stores as separate steps for the controlled
+// scheduler (tests/unit/block/stat_race_test.cc explores the window).
+void blkcg_queue_set(blkg_iostat_set* bis, kern::llist_head& head) {
+  if (busted().lqueued_after_add.load(std::memory_order_relaxed)) {
+    kern::llist_add(&bis->lnode, head);
+    kern::seam(kern::SeamKind::kAtomic, &bis->lqueued);
+    bis->lqueued.store(1, std::memory_order_release);
+    return;
+  }
+  // relaxed: the release CAS in llist_add orders this store before the publication.
+  bis->lqueued.store(1, std::memory_order_relaxed);
+  kern::llist_add(&bis->lnode, head);
+}
+
 }  // namespace
 
 busted_flags& busted() {
@@ -89,10 +110,8 @@ void blk_cgroup_bio_start(bio* b) {
   bis->cur_ios[t].inc();
   // Only this CPU (which we own) queues this set; the flusher clears lqueued after it has
   // unlinked the node, so seeing 0 here means the node is free to be added.
-  if (!bis->lqueued.load(std::memory_order_acquire)) {
-    kern::llist_add(&bis->lnode, *blkg->blkcg->lhead->per_cpu_ptr(cpu));
-    bis->lqueued.store(1, std::memory_order_release);
-  }
+  if (!bis->lqueued.load(std::memory_order_acquire))
+    blkcg_queue_set(bis, *blkg->blkcg->lhead->per_cpu_ptr(cpu));
   kern::u64_stats_update_end_irqrestore(bis->sync, f);
   kern::put_cpu();
 }
@@ -123,10 +142,8 @@ void blkcg_rstat_flush_cpu(blkcg* b, int cpu) {
         const blkg_iostat mine = snapshot_cur(&blkg->iostat);
         blkcg_iostat_update(parent, mine, blkg->iostat.last_bytes, blkg->iostat.last_ios);
         if (!busted().no_parent_requeue.load(std::memory_order_relaxed) &&
-            !parent->iostat.lqueued.load(std::memory_order_acquire)) {
-          kern::llist_add(&parent->iostat.lnode, *parent->blkcg->lhead->per_cpu_ptr(cpu));
-          parent->iostat.lqueued.store(1, std::memory_order_release);
-        }
+            !parent->iostat.lqueued.load(std::memory_order_acquire))
+          blkcg_queue_set(&parent->iostat, *parent->blkcg->lhead->per_cpu_ptr(cpu));
       }
     });
     if (irqs_on)

@@ -6,7 +6,8 @@
 // Update side (blk_cgroup_bio_start, the submitting CPU with preemption disabled): add the
 // bio to this CPU's set of its blkg (bytes once per original bio via BIO_CGROUP_ACCT, ios
 // per split piece) inside the set's u64_stats write section, and if the set is not queued
-// (`lqueued` false) llist_add it to this CPU's list of the blkg's blkcg, then set lqueued.
+// (`lqueued` false) set lqueued and then llist_add it to this CPU's list of the blkg's
+// blkcg (set first: mainline's add-then-set can strand a set, see blkcg_queue_set).
 // Root cgroup IO is not counted here: the root's io.stat comes from disk stats.
 //
 // Flush side (__blkcg_rstat_flush(blkcg, cpu), any context): under RCU take the whole list

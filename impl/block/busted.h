@@ -11,6 +11,11 @@
 //   no_parent_requeue   the flush propagates into the parent but does not queue the
 //                       parent's set (before 9d230c09964e): grandparents lose updates,
 //                       caught by stats conservation.
+//   lqueued_after_add   the updater sets a set's lqueued after llist_add (mainline's order
+//                       in blk_cgroup_bio_start): a flusher on another CPU that takes the
+//                       node in between clears lqueued first, the late set strands the
+//                       set off-list for good; caught by conservation under controlled
+//                       schedules (stat_race_test).
 #pragma once
 
 #include <atomic>
@@ -21,6 +26,7 @@ struct busted_flags {
   std::atomic<bool> reset_wipes_set{false};
   std::atomic<bool> flush_lock_irqs_on{false};
   std::atomic<bool> no_parent_requeue{false};
+  std::atomic<bool> lqueued_after_add{false};
 };
 
 busted_flags& busted();
