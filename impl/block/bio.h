@@ -46,19 +46,24 @@ struct bio {
 };
 
 // Allocates an unassociated bio. nullptr on allocation failure.
+// Context: any; may sleep only if gfp allows it.
 bio* bio_alloc(gendisk* disk, bio_op op, uint64_t size, unsigned opf, kern::gfp_t gfp);
 // Drops the association and frees. Context: any.
 void bio_put(bio* b);
 
 // Associates with `css`'s blkg on the bio's disk (root css or nullptr: the root blkg).
 // Returns false only for nowait (or when the disk has no root blkg any more).
+// Context: nowait=false: process, may sleep (might_sleep); nowait=true: any.
 bool bio_associate_blkg_from_css(bio* b, blkcg* css, bool nowait);
 // Re-associates with the css of the current bi_blkg, or with `task_css` if none.
+// Context: as bio_associate_blkg_from_css.
 bool bio_associate_blkg(bio* b, blkcg* task_css, bool nowait);
 // dst gets src's association (an extra reference on the same blkg).
+// Context: any (never creates a blkg; nowait only matters for a src without one).
 bool bio_clone_blkg_association(bio* dst, bio* src, bool nowait);
 // Splits off the first `bytes` as a new bio (same association; BIO_CGROUP_ACCT and
 // BIO_BPS_THROTTLED inherited). nullptr on allocation failure or a bad size.
+// Context: any; may sleep only if gfp allows it.
 bio* bio_split(bio* b, uint64_t bytes, kern::gfp_t gfp);
 
 }  // namespace blk

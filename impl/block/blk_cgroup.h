@@ -51,6 +51,7 @@ struct blkcg : cgroup_subsys_state {
   bool blkgs_destroyed = false;  // see above; written once, under blkcg->lock
 };
 
+// Context: any.
 inline blkcg* css_to_blkcg(cgroup_subsys_state* css) { return static_cast<blkcg*>(css); }
 blkcg* blkcg_parent(blkcg* b);
 
@@ -68,12 +69,14 @@ void blkcg_unpin_online(blkcg* b);
 void blkcg_destroy_blkgs(blkcg* b);
 
 // The root cgroup's blkcg of the live hierarchy (the kernel's blkcg_root).
+// Context: any (set once by the hierarchy's constructor, cleared by its destructor).
 blkcg* blkcg_root();
 void set_blkcg_root(blkcg* b);
 
-// Every live blkcg (blkcg_pol_mutex). For checks and the policy slice.
+// Every live blkcg (blkcg_pol_mutex). For checks and the policy slice. Context: process.
 std::vector<blkcg*> all_blkcgs_snapshot();
 // The global policy mutex and, under it, the live blkcg list (policy registration).
+// Context: any; all_blkcgs_locked() only with blkcg_pol_mutex held.
 kern::mutex& blkcg_pol_mutex_ref();
 std::vector<blkcg*>& all_blkcgs_locked();
 

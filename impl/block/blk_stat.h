@@ -40,13 +40,13 @@ struct blkg_iostat {  // a plain snapshot
 
 // Submission accounting (after throttling). Context: process or any, preemptible or not.
 void blk_cgroup_bio_start(bio* b);
-// Flush one blkcg's list for one CPU; any context.
+// Flush one blkcg's list for one CPU. Context: any.
 void blkcg_rstat_flush_cpu(blkcg* b, int cpu);
 // Flush `cg` and every descendant, children first (cgroup_rstat_flush). Context: process.
 void cgroup_rstat_flush(cgroup_hierarchy& h, cgroup* cg);
-// Root io.stat source: the disk's totals copied into its root blkg.
+// Root io.stat source: the disk's totals copied into its root blkg. Context: any.
 void blkcg_fill_root_iostats(request_queue* q);
-// The flushed global counters of a blkg.
+// The flushed global counters of a blkg. Context: any (RCU or a blkg reference).
 blkg_iostat blkg_iostat_read(blkcg_gq* blkg);
 // io.stat text of `cg`, exactly as the kernel prints it. Context: process.
 std::string blkcg_print_stat(cgroup_hierarchy& h, cgroup* cg);

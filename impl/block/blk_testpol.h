@@ -27,6 +27,8 @@ struct testpol_counters {
   int64_t live_cpds() const { return static_cast<int64_t>(cpd_alloc - cpd_free); }
 };
 
+// The policy object, its lifecycle counters, and a reset between tests. Context: any;
+// reset only while no queue has the policy active.
 blkcg_policy* testpol();
 testpol_counters testpol_get_counters();
 void testpol_reset();

@@ -61,14 +61,19 @@ int blkcg_policy_register(blkcg_policy* pol);
 void blkcg_policy_unregister(blkcg_policy* pol);
 // Context: process, may sleep (freezes the queue). 0, -EINVAL, -ENOMEM (rolled back).
 int blkcg_activate_policy(request_queue* q, const blkcg_policy* pol);
+// Context: process, may sleep (freezes the queue).
 void blkcg_deactivate_policy(request_queue* q, const blkcg_policy* pol);
+// Context: any (a snapshot of the queue's policy bit).
 bool blkcg_policy_enabled(request_queue* q, const blkcg_policy* pol);
 
 // The registered policy in slot `plid`, or nullptr. Callers hold blkcg_pol_mutex or run
 // where policies cannot change (a registered policy is never unregistered while active).
+// Context: any.
 const blkcg_policy* blkcg_policy_slot(int plid);
 
-// Hooks for blkg and css creation/destruction (blkg.cc, blk_cgroup.cc).
+// Hooks for blkg and css creation/destruction (blkg.cc, blk_cgroup.cc). Context: process
+// for all of them; online/offline run under blkcg->lock (IRQs off, must not sleep),
+// free may sleep, alloc sleeps only if gfp allows it.
 bool blkg_alloc_pds(blkcg_gq* blkg, request_queue* q, kern::gfp_t gfp)
     REQUIRES(q->blkcg_mutex);
 void blkg_init_pds(blkcg_gq* blkg);

@@ -80,8 +80,10 @@ struct blkcg_gq {
 };
 
 // RCU (or q->blkcg_mutex) held. The blkg of (blkcg, q) if it exists and is hashed.
+// Context: any.
 blkcg_gq* blkg_lookup(blkcg* b, request_queue* q);
 // Caller holds q->blkcg_mutex. Creates the blkg of (b, q); the parent's must exist.
+// Context: process; sleeps only if gfp allows it.
 // Returns the blkg or nullptr with *err = -ENODEV (dying queue or offline cgroup) or
 // -ENOMEM. gfp: GFP_NOIO at runtime and config, GFP_KERNEL for the root, GFP_ATOMIC on the
 // nowait trylock path (RFC patch 16).
@@ -89,21 +91,23 @@ blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err)
     REQUIRES(q->blkcg_mutex);
 // Lookup, else create every missing level root -> leaf. On failure returns the closest
 // existing ancestor (ultimately q->root_blkg; nullptr only when the queue has none).
-// Caller holds q->blkcg_mutex.
+// Caller holds q->blkcg_mutex. Context: process; sleeps only if gfp allows it.
 blkcg_gq* blkg_lookup_create_locked(blkcg* b, request_queue* q, kern::gfp_t gfp)
     REQUIRES(q->blkcg_mutex);
 // Takes RCU and q->blkcg_mutex itself. Context: process, may sleep.
 blkcg_gq* blkg_lookup_create(blkcg* b, request_queue* q);
-// Caller holds q->blkcg_mutex and b->lock. Idempotent.
+// Caller holds q->blkcg_mutex and b->lock. Idempotent. Context: process, IRQs off.
 void blkg_destroy(blkcg_gq* blkg) REQUIRES(blkg->q->blkcg_mutex, blkg->blkcg->lock);
 // Disk release: destroy every blkg of q, clear q->root_blkg. Context: process.
 void blkg_destroy_all(request_queue* q);
 
+// Reference helpers. Context: any (the put may start the release chain).
 inline void blkg_get(blkcg_gq* blkg) { kern::percpu_ref_get(&blkg->refcnt); }
 inline bool blkg_tryget(blkcg_gq* blkg) { return kern::percpu_ref_tryget(&blkg->refcnt); }
 inline void blkg_put(blkcg_gq* blkg) { kern::percpu_ref_put(&blkg->refcnt); }
 
 // Number of blkgs on q->blkg_list (destroyed-but-unfreed included). Takes blkcg_mutex.
+// Context: process.
 int blkg_count(request_queue* q);
 
 }  // namespace blk

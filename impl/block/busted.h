@@ -29,6 +29,7 @@ struct busted_flags {
   std::atomic<bool> lqueued_after_add{false};
 };
 
+// Context: any.
 busted_flags& busted();
 
 }  // namespace blk

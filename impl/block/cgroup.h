@@ -99,6 +99,7 @@ class cgroup_hierarchy {
 };
 
 // css reference helpers (kernel names). css_tryget_online fails once offline started.
+// Context: any (the last put schedules the release through call_rcu).
 void css_get(cgroup_subsys_state* css);
 bool css_tryget(cgroup_subsys_state* css);
 bool css_tryget_online(cgroup_subsys_state* css);

@@ -18,6 +18,7 @@
 namespace blk {
 
 // `path` is "<cgroup path>/<file>", e.g. "/a/b/io.stat" or "/io.stat".
+// Context: process, may sleep.
 int cgroup_file_read(cgroup_hierarchy& h, const std::string& path, std::string* out);
 long cgroup_file_write(cgroup_hierarchy& h, const std::string& path, const std::string& data);
 

@@ -74,7 +74,9 @@ void del_gendisk(gendisk* disk);
 // Stage 4; also valid on a disk that was never added. Frees the disk. Context: process.
 void disk_release(gendisk* disk);
 
+// Context: any (snapshot).
 bool disk_live(const gendisk* disk);
+// Queue references. Context: any.
 void blk_get_queue(request_queue* q);
 void blk_put_queue(request_queue* q);
 
