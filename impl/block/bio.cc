@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "impl/block/bio.h"
 
+#include <cerrno>
+
 #include "impl/kern/report.h"
 
 namespace blk {
@@ -96,7 +98,40 @@ bio* bio_split(bio* b, uint64_t bytes, kern::gfp_t gfp) {
   split->flags = b->flags & (BIO_CGROUP_ACCT | BIO_BPS_THROTTLED);
   bio_clone_blkg_association(split, b, true);
   b->size -= bytes;
+  // bio_chain: the piece completes into `b`.
+  split->bi_parent = b;
+  b->bi_remaining.fetch_add(1, std::memory_order_relaxed);  // b is still owned by the caller
   return split;
+}
+
+void bio_endio(bio* b) {
+  while (b != nullptr) {
+    // acq_rel: the last completer sees every other piece's status write.
+    if (b->bi_remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    bio* parent = b->bi_parent;
+    if (parent != nullptr) {
+      if (std::atomic_ref<int>(b->status).load(std::memory_order_relaxed) != 0) {
+        int zero = 0;  // keep the first error (the kernel's bio_chain_endio)
+        std::atomic_ref<int>(parent->status)
+            .compare_exchange_strong(zero, std::atomic_ref<int>(b->status).load(
+                                               std::memory_order_relaxed));
+      }
+      bio_put(b);
+      b = parent;  // iterate instead of recursing over long chains
+      continue;
+    }
+    if (b->bi_end_io != nullptr)
+      b->bi_end_io(b);
+    else
+      bio_put(b);
+    return;
+  }
+}
+
+void bio_io_error(bio* b) {
+  // A chained piece may be setting b's status from another context at the same moment.
+  std::atomic_ref<int>(b->status).store(-EIO, std::memory_order_relaxed);
+  bio_endio(b);
 }
 
 }  // namespace blk

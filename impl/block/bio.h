@@ -14,6 +14,7 @@
 // Locking: none of its own; bi_blkg belongs to the bio's owner.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "impl/block/blkg.h"
@@ -42,8 +43,25 @@ struct bio {
   unsigned opf = 0;        // REQ_*
   blkcg_gq* bi_blkg = nullptr;
   int status = 0;          // 0 or a negative errno at completion
-  bio* bi_next = nullptr;  // list link for queues that hold bios
+  bio* bi_next = nullptr;  // list link for queues that hold bios (one queue at a time)
+  // Completion (bio_endio): bi_end_io(b) if set, else bio_put. The owner's data in
+  // bi_private. A split piece is chained to the bio it came from (bi_parent): the parent
+  // completes only after all its pieces and itself did (bi_remaining), with the first
+  // error of any of them.
+  void (*bi_end_io)(bio* b) = nullptr;
+  void* bi_private = nullptr;
+  bio* bi_parent = nullptr;
+  std::atomic<int> bi_remaining{1};
+  // Set by the throttler when the bio enters it (a global sequence): FIFO checks.
+  uint64_t bi_throtl_seq = 0;
+  // Set by a device with latency: the jiffy its completion is due.
+  uint64_t bi_complete_at = 0;
 };
+
+// Completes `b` (see above). Context: any.
+void bio_endio(bio* b);
+// Completes `b` with -EIO. Context: any.
+void bio_io_error(bio* b);
 
 // Allocates an unassociated bio. nullptr on allocation failure.
 // Context: any; may sleep only if gfp allows it.
@@ -62,7 +80,8 @@ bool bio_associate_blkg(bio* b, blkcg* task_css, bool nowait);
 // Context: any (never creates a blkg; nowait only matters for a src without one).
 bool bio_clone_blkg_association(bio* dst, bio* src, bool nowait);
 // Splits off the first `bytes` as a new bio (same association; BIO_CGROUP_ACCT and
-// BIO_BPS_THROTTLED inherited). nullptr on allocation failure or a bad size.
+// BIO_BPS_THROTTLED inherited) chained to `b`, which keeps the rest. nullptr on
+// allocation failure or a bad size.
 // Context: any; may sleep only if gfp allows it.
 bio* bio_split(bio* b, uint64_t bytes, kern::gfp_t gfp);
 

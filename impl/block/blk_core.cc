@@ -5,8 +5,66 @@
 #include <cstddef>
 
 #include "impl/block/blk_stat.h"
+#include "impl/block/blk_throttle.h"
+#include "impl/kern/clock.h"
 
 namespace blk {
+namespace {
+
+// The device receives `b` (one piece, within max_io_bytes).
+void blk_device_issue(bio* b) {
+  gendisk* disk = b->disk;
+  if (!disk_live(disk)) {  // blk_queue_enter on a dying queue
+    bio_io_error(b);
+    return;
+  }
+  if (disk->on_issue) disk->on_issue(b);
+  if (disk->latency == 0) {
+    bio_endio(b);
+    return;
+  }
+  b->bi_complete_at = kern::jiffies() + disk->latency;
+  bool arm;
+  {
+    kern::SpinIrqGuard g(disk->dev_lock);
+    b->bi_next = nullptr;
+    arm = disk->inflight_first == nullptr;
+    if (disk->inflight_last)
+      disk->inflight_last->bi_next = b;
+    else
+      disk->inflight_first = b;
+    disk->inflight_last = b;
+  }
+  if (arm) kern::mod_timer(&disk->dev_timer, b->bi_complete_at);
+}
+
+// From accounting on: split to the device's limit, issue the front, loop with the rest.
+void submit_accounted(bio* b, bool throttle_first) {
+  for (;;) {
+    if (throttle_first) {
+      if (!disk_live(b->disk)) {
+        bio_io_error(b);
+        return;
+      }
+      if (blk_throtl_bio(b)) return;
+    }
+    throttle_first = true;
+    blk_cgroup_bio_start(b);
+    const uint64_t max = b->disk->max_io_bytes;
+    if (max == 0 || b->size <= max) {
+      blk_device_issue(b);
+      return;
+    }
+    bio* front = bio_split(b, max, kern::GFP_NOIO);
+    if (front == nullptr) {  // no memory for the split: fail the whole bio
+      bio_io_error(b);
+      return;
+    }
+    blk_device_issue(front);
+  }
+}
+
+}  // namespace
 
 kern::workqueue_struct* blkcg_punt_bio_wq() {
   static kern::workqueue_struct* wq =
@@ -14,21 +72,37 @@ kern::workqueue_struct* blkcg_punt_bio_wq() {
   return wq;
 }
 
-void bio_endio(bio* b) { bio_put(b); }
-
-void submit_bio_noacct_nocheck(bio* b) {
-  blk_cgroup_bio_start(b);
-  bio_endio(b);  // the zero-latency device
-}
-
-void submit_bio_noacct(bio* b) {
-  if (!disk_live(b->disk)) {
-    b->status = -EIO;
-    bio_endio(b);
-    return;
+void blk_device_timer_fn(kern::timer_list* t) {
+  const auto off = reinterpret_cast<size_t>(&(static_cast<gendisk*>(nullptr)->dev_timer));
+  auto* disk = reinterpret_cast<gendisk*>(reinterpret_cast<char*>(t) - off);
+  const uint64_t now = kern::jiffies();
+  bio* done = nullptr;
+  bio** tail = &done;
+  uint64_t next = 0;
+  {
+    kern::SpinIrqGuard g(disk->dev_lock);
+    while (disk->inflight_first && !kern::time_after(disk->inflight_first->bi_complete_at, now)) {
+      bio* b = disk->inflight_first;
+      disk->inflight_first = b->bi_next;
+      if (!disk->inflight_first) disk->inflight_last = nullptr;
+      b->bi_next = nullptr;
+      *tail = b;
+      tail = &b->bi_next;
+    }
+    if (disk->inflight_first) next = disk->inflight_first->bi_complete_at;
   }
-  submit_bio_noacct_nocheck(b);
+  if (next) kern::mod_timer(&disk->dev_timer, next);
+  while (done) {
+    bio* b = done;
+    done = b->bi_next;
+    b->bi_next = nullptr;
+    bio_endio(b);
+  }
 }
+
+void submit_bio_noacct_nocheck(bio* b) { submit_accounted(b, false); }
+
+void submit_bio_noacct(bio* b) { submit_accounted(b, true); }
 
 void submit_bio(bio* b) {
   if ((b->opf & REQ_CGROUP_PUNT) && b->bi_blkg != nullptr) {

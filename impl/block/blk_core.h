@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: MIT
-// The bio path (kernel: block/blk-core.c) as far as blkcg needs it, and the punt path
-// (REQ_CGROUP_PUNT, CONFIG_BLK_CGROUP_PUNT_BIO).
+// The bio path (kernel: block/blk-core.c, block/blk-merge.c) as far as blkcg needs it, and
+// the punt path (REQ_CGROUP_PUNT, CONFIG_BLK_CGROUP_PUNT_BIO).
 //
+//   submit_bio: REQ_CGROUP_PUNT bios of a non-root blkg go to the punt path; others to
 //   submit_bio_noacct: a bio to a disk that is not live completes with -EIO; otherwise
-//     (blk-throttle hooks in here with issue 4) it goes on to
-//   submit_bio_noacct_nocheck: io.stat accounting (blk_cgroup_bio_start) and the device,
-//     which completes at once (a zero-latency device).
-//   bio_endio: the completion: bi_end_io if set, else bio_put. Any context.
+//     blk-throttle may take it (blk_throtl_bio: it comes back later through
+//     submit_bio_noacct_nocheck from the dispatch work, or is failed); otherwise
+//   submit_bio_noacct_nocheck: io.stat accounting (blk_cgroup_bio_start), then the device
+//     stage. A bio larger than the disk's max_io_bytes is split there: the front piece
+//     goes to the device, the rest goes round again through submit_bio_noacct (throttled
+//     for iops only, BIO_BPS_THROTTLED; accounted as one more IO, no bytes), as the kernel's
+//     bio_split_to_limits does. A loop, not recursion: a 1 GiB bio in 4 KiB pieces is fine.
+//   The device: completes at once, or after disk->latency jiffies from the disk's timer
+//     (blk_device_timer_fn, softirq); IO reaching a disk that is not live fails with -EIO.
 //   blkcg_punt_bio_submit: a non-root bio is appended to its blkg's async list under
 //     blkg->async_bio_lock and submitted later by the blkg's work item on
 //     blkcg_punt_bio_wq (WQ_MEM_RECLAIM), so a writeback path never issues IO in the
@@ -19,15 +25,18 @@
 
 namespace blk {
 
+// Context (all of the submit functions): process or softirq; they never sleep, but a
+// device without latency completes the bio (runs bi_end_io) in the caller's context.
+void submit_bio(bio* b);
 void submit_bio_noacct(bio* b);
 void submit_bio_noacct_nocheck(bio* b);
-void bio_endio(bio* b);
-// Submits `b`, punting it to its blkg's work item when it carries REQ_CGROUP_PUNT.
-void submit_bio(bio* b);
 void blkcg_punt_bio_submit(bio* b);
-// The per-blkg work item that submits punted bios (set up by blkg_alloc).
+// The per-blkg work item that submits punted bios (set up by blkg_alloc). Context:
+// process (blkcg_punt_bio_wq).
 void blkg_async_bio_workfn(kern::work_struct* w);
-// The punt workqueue (created on first use).
+// The punt workqueue (created on first use). Context: any.
 kern::workqueue_struct* blkcg_punt_bio_wq();
+// The completion timer of a disk with latency. Context: softirq (timer).
+void blk_device_timer_fn(kern::timer_list* t);
 
 }  // namespace blk

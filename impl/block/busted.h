@@ -16,6 +16,24 @@
 //                       node in between clears lqueued first, the late set strands the
 //                       set off-list for good; caught by conservation under controlled
 //                       schedules (stat_race_test).
+// blk-throttle (each caught by the throtl conformance scenario named):
+//   throtl_trim_no_slack      trim discards the slice it should keep (before 29cb95593430):
+//                             the rate falls below the limit at HZ=100 (throtl/001).
+//   throtl_no_carryover       a limit change restarts the wait from zero (before
+//                             a880ae93e5b5): throtl/005 takes 5 s, not 3.
+//   throtl_split_charges_bps  split pieces are charged bps again (before 111be8839817):
+//                             throtl/003 takes 2 s.
+//   throtl_split_no_iops      split pieces bypass the throttler (before 9f5ede3c01f9):
+//                             throtl/002 takes 0 s.
+//   throtl_single_queue       bps-charged bios queue behind uncharged ones (before
+//                             d1ba22ab2bec): throtl/007 completes both writers at 2 s.
+//   throtl_meta_fifo          REQ_META/REQ_SWAP bios wait like data (before
+//                             29390bb5661d): throtl/006's metadata write waits.
+//   throtl_flush_own_timer    offline arms the group's own (empty) timer instead of the
+//                             parent's dispatch (2026 fix): released bios wait for the
+//                             parent's stale timer.
+//   throtl_exit_checks_bit    blk_throtl_exit returns when the policy bit is clear, which
+//                             blkg_destroy_all already cleared (the 2025 td leak).
 #pragma once
 
 #include <atomic>
@@ -27,6 +45,23 @@ struct busted_flags {
   std::atomic<bool> flush_lock_irqs_on{false};
   std::atomic<bool> no_parent_requeue{false};
   std::atomic<bool> lqueued_after_add{false};
+  std::atomic<bool> throtl_trim_no_slack{false};
+  std::atomic<bool> throtl_no_carryover{false};
+  std::atomic<bool> throtl_split_charges_bps{false};
+  std::atomic<bool> throtl_split_no_iops{false};
+  std::atomic<bool> throtl_single_queue{false};
+  std::atomic<bool> throtl_meta_fifo{false};
+  std::atomic<bool> throtl_flush_own_timer{false};
+  std::atomic<bool> throtl_exit_checks_bit{false};
+  // Every flag off again.
+  void reset() {
+    for (std::atomic<bool>* f :
+         {&reset_wipes_set, &flush_lock_irqs_on, &no_parent_requeue, &lqueued_after_add,
+          &throtl_trim_no_slack, &throtl_no_carryover, &throtl_split_charges_bps,
+          &throtl_split_no_iops, &throtl_single_queue, &throtl_meta_fifo,
+          &throtl_flush_own_timer, &throtl_exit_checks_bit})
+      f->store(false, std::memory_order_relaxed);
+  }
 };
 
 // Context: any.

@@ -113,6 +113,7 @@ void cgroup_hierarchy::flush_frees() {
   while (kern::rcu_pending_callbacks() != 0 || kern::nr_pending_work() != 0) {
     kern::rcu_barrier();
     kern::flush_workqueue(kern::system_wq());
+    kern::run_pending_work();  // work on other queues (kthrotld, punt) too
   }
 }
 

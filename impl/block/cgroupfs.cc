@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "impl/block/blk_stat.h"
+#include "impl/block/blk_throttle.h"
 
 namespace blk {
 namespace {
@@ -59,6 +60,14 @@ int cgroup_file_read(cgroup_hierarchy& h, const std::string& path, std::string* 
     return 0;
   }
   if (t.file == "blkio.reset_stats") return -EINVAL;  // write-only
+  if (t.file == "io.max") {
+    if (cg == h.root()) return -ENOENT;  // CFTYPE_NOT_ON_ROOT
+    blkcg* css = h.get_io_css(t.dir);
+    if (css == nullptr) return -ENOENT;
+    *out = tg_print_limit(css);
+    css_put(css);
+    return 0;
+  }
   return -ENOENT;
 }
 
@@ -81,6 +90,15 @@ long cgroup_file_write(cgroup_hierarchy& h, const std::string& path, const std::
     blkcg_reset_stats(css);
     css_put(css);
     return static_cast<long>(data.size());
+  }
+  if (t.file == "io.max") {
+    cgroup* cg = h.lookup(t.dir);
+    if (cg == nullptr || cg == h.root()) return -ENOENT;
+    blkcg* css = h.get_io_css(t.dir);
+    if (css == nullptr) return -ENOENT;
+    const long r = tg_set_limit(css, data);
+    css_put(css);
+    return r;
   }
   return -ENOENT;
 }

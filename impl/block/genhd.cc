@@ -2,12 +2,65 @@
 #include "impl/block/genhd.h"
 
 #include <cerrno>
+#include <map>
+#include <utility>
 
+#include "impl/block/bio.h"
+#include "impl/block/blk_core.h"
+#include "impl/block/blk_throttle.h"
 #include "impl/block/blkg.h"
 #include "impl/kern/alloc.h"
 #include "impl/kern/report.h"
 
 namespace blk {
+namespace {
+
+struct bdev_entry {
+  gendisk* disk;
+  bool partition;
+};
+
+// The dev_t map (the kernel's bdev inode hash). bdev_map_lock protects the map; a lookup
+// takes its disk reference under it (inc_not_zero: a disk in its release is not found).
+kern::mutex& bdev_map_lock() {
+  static kern::mutex* m = new kern::mutex("bdev_map_lock");
+  return *m;
+}
+std::map<std::pair<unsigned, unsigned>, bdev_entry>& bdev_map() {
+  static auto* m = new std::map<std::pair<unsigned, unsigned>, bdev_entry>();
+  return *m;
+}
+
+void bdev_unmap(gendisk* disk) {
+  kern::MutexGuard g(bdev_map_lock());
+  for (auto it = bdev_map().begin(); it != bdev_map().end();) {
+    if (it->second.disk == disk)
+      it = bdev_map().erase(it);
+    else
+      ++it;
+  }
+}
+
+// The last reference: stage 4.
+void disk_release_final(gendisk* disk) {
+  kern::might_sleep("disk_release");
+  request_queue* q = disk->queue;
+  bdev_unmap(disk);
+  disk->state.store(disk_state::kReleased, std::memory_order_release);
+  q->dying.store(true, std::memory_order_release);
+  blk_throtl_cancel_bios(disk);  // a no-op after del_gendisk; a never-deleted disk needs it
+  blkg_destroy_all(q);  // blkcg_exit_disk
+  blk_throtl_exit(disk);
+  kern::timer_shutdown_sync(&disk->dev_timer);
+  {
+    kern::SpinIrqGuard g(disk->dev_lock);
+    WARN_ON(disk->inflight_first != nullptr);  // the device still holds bios
+  }
+  kern::kfree(disk);
+  blk_put_queue(q);  // blkgs still waiting for their free work keep the queue alive
+}
+
+}  // namespace
 
 void blk_get_queue(request_queue* q) { kern::refcount_inc(q->refs); }
 
@@ -30,6 +83,9 @@ gendisk* alloc_disk(int major, int minor, int queue_id) {
   disk->minor = minor;
   disk->name = std::to_string(major) + ":" + std::to_string(minor);
   disk->queue = q;
+  disk->refs.name = "disk->refs";
+  kern::refcount_set(disk->refs, 1);  // the owner's
+  kern::timer_setup(&disk->dev_timer, blk_device_timer_fn, "disk->dev_timer");
   q->dev_name = disk->name;
   return disk;
 }
@@ -47,26 +103,48 @@ int add_disk(gendisk* disk) {
     if (!blkg) return err;
     q->root_blkg.store(blkg, std::memory_order_release);
   }
+  {
+    kern::MutexGuard g(bdev_map_lock());
+    bdev_map()[{static_cast<unsigned>(disk->major), static_cast<unsigned>(disk->minor)}] = {
+        disk, false};
+  }
   disk->state.store(disk_state::kLive, std::memory_order_release);
   return 0;
+}
+
+int add_partition(gendisk* disk, int partno) {
+  kern::MutexGuard g(bdev_map_lock());
+  const std::pair<unsigned, unsigned> dev{static_cast<unsigned>(disk->major),
+                                          static_cast<unsigned>(disk->minor + partno)};
+  if (partno <= 0 || bdev_map().count(dev)) return -EEXIST;
+  bdev_map()[dev] = {disk, true};
+  return 0;
+}
+
+gendisk* blkdev_get_no_open(unsigned major, unsigned minor) {
+  kern::MutexGuard g(bdev_map_lock());
+  auto it = bdev_map().find({major, minor});
+  if (it == bdev_map().end() || it->second.partition) return nullptr;
+  gendisk* disk = it->second.disk;
+  return kern::refcount_inc_not_zero(disk->refs) ? disk : nullptr;
 }
 
 void del_gendisk(gendisk* disk) {
   kern::might_sleep("del_gendisk");
   disk->state.store(disk_state::kDeleted, std::memory_order_release);
   disk->queue->dying.store(true, std::memory_order_release);
-  // (blk_throtl_cancel_bios: throttle slice)
+  bdev_unmap(disk);
+  // Serialise with a configuration write in progress (it re-checks disk_live under the
+  // mutex), then fail every bio the throttler still holds.
+  { kern::MutexGuard g(disk->queue->rq_qos_mutex); }
+  blk_throtl_cancel_bios(disk);
 }
 
-void disk_release(gendisk* disk) {
-  kern::might_sleep("disk_release");
-  request_queue* q = disk->queue;
-  disk->state.store(disk_state::kReleased, std::memory_order_release);
-  q->dying.store(true, std::memory_order_release);
-  blkg_destroy_all(q);  // blkcg_exit_disk
-  kern::kfree(disk);
-  blk_put_queue(q);  // blkgs still waiting for their free work keep the queue alive
+void put_disk(gendisk* disk) {
+  if (kern::refcount_dec_and_test(disk->refs)) disk_release_final(disk);
 }
+
+void disk_release(gendisk* disk) { put_disk(disk); }
 
 bool disk_live(const gendisk* disk) {
   return disk->state.load(std::memory_order_acquire) == disk_state::kLive;

@@ -8,12 +8,17 @@
 //      released directly (stage 4 only).
 //   2. add_disk: blkcg_init_disk creates the root blkg (GFP_KERNEL) and publishes
 //      q->root_blkg; the disk becomes live and gets its MAJ:MIN name.
-//   3. del_gendisk: the disk stops being live (new IO and config writes get -ENODEV);
-//      throttled bios are cancelled (throttle slice). blkgs stay.
-//   4. disk release (the last disk reference): blkcg_exit_disk = blkg_destroy_all under
-//      q->blkcg_mutex (every blkg destroyed, q->root_blkg cleared, policy bits cleared),
-//      then the queue reference of the disk is dropped. blkgs hold queue references, so the
-//      queue memory lives until the last blkg's free work ran.
+//   3. del_gendisk: the disk stops being live (new IO and config writes get -ENODEV; it
+//      leaves the dev_t map); every bio the throttler holds completes with -EIO. blkgs stay.
+//   4. disk release (the last disk reference, put_disk): blkcg_exit_disk = blkg_destroy_all
+//      under q->blkcg_mutex (every blkg destroyed, q->root_blkg cleared, policy bits
+//      cleared), then blk_throtl_exit (timers shut down, td freed), then the queue
+//      reference of the disk is dropped. blkgs hold queue references, so the queue memory
+//      lives until the last blkg's free work ran.
+//
+// The device: a bio that reaches it completes at once, or `latency` jiffies later from the
+// disk's completion timer when a latency is set (FIFO: the latency is per disk). IO to a
+// disk that is no longer live fails with -EIO there.
 //
 // Locks of a queue and what they protect:
 //   blkcg_mutex  (mutex, "q->blkcg_mutex")  the RFC's topology lock: q->blkg_list, blkg
@@ -22,17 +27,24 @@
 //   queue_lock   (irq-safe spinlock, "q->queue_lock")  queue runtime state; since the RFC
 //                not used for blkg topology.
 //   q_usage_counter  (freeze counter)  excludes IO while the queue is frozen.
+//   rq_qos_mutex (mutex)  serialises configuration writes (io.max) and lazy throttle
+//                activation on the queue. Order: rq_qos_mutex -> freeze -> blkcg_mutex.
 #pragma once
 
 #include <atomic>
 #include <string>
 
+#include <functional>
+
 #include "impl/kern/lock.h"
 #include "impl/kern/refcount.h"
+#include "impl/kern/timer.h"
 
 namespace blk {
 
+struct bio;
 struct blkcg_gq;
+struct throtl_data;
 
 struct request_queue {
   explicit request_queue(int id_) : id(id_) {}
@@ -54,6 +66,10 @@ struct request_queue {
   // Whole-disk IO totals (the kernel's bd_stats): the root cgroup's io.stat source.
   std::atomic<uint64_t> disk_bytes[3] = {};
   std::atomic<uint64_t> disk_ios[3] = {};
+  kern::mutex rq_qos_mutex{"q->rq_qos_mutex"};
+  // blk-throttle's per-queue data; set once (release) by blk_throtl_init under
+  // rq_qos_mutex, cleared by blk_throtl_exit. Readers: blk_throtl_activated (acquire).
+  std::atomic<throtl_data*> td{nullptr};
 };
 
 enum class disk_state : uint8_t { kAllocated, kLive, kDeleted, kReleased };
@@ -63,6 +79,19 @@ struct gendisk {
   std::string name;  // "MAJ:MIN"
   request_queue* queue = nullptr;
   std::atomic<disk_state> state{disk_state::kAllocated};
+  // The owner's reference plus one per blkdev_get_no_open user; the last put releases.
+  kern::refcount_t refs;
+  // Device limits and behaviour, set by the scenario before IO starts.
+  uint64_t max_io_bytes = 0;  // 0: no limit; else bios are split to this size
+  uint64_t latency = 0;       // jiffies from issue to completion
+  // Called for every bio the device receives (after splitting), before it completes.
+  // Scenario hook: dispatch logs for checks. Set before IO starts.
+  std::function<void(bio*)> on_issue;
+  // In-flight bios of a device with latency, FIFO, and the timer that completes them.
+  kern::spinlock_t dev_lock{"disk->dev_lock"};
+  bio* inflight_first GUARDED_BY(dev_lock) = nullptr;
+  bio* inflight_last GUARDED_BY(dev_lock) = nullptr;
+  kern::timer_list dev_timer;
 };
 
 // Stage 1. Returns nullptr on allocation failure. Context: process, may sleep.
@@ -71,8 +100,17 @@ gendisk* alloc_disk(int major, int minor, int queue_id);
 int add_disk(gendisk* disk);
 // Stage 3. Context: process, may sleep.
 void del_gendisk(gendisk* disk);
-// Stage 4; also valid on a disk that was never added. Frees the disk. Context: process.
+// Stage 4: drops the owner's reference (put_disk); the last reference runs the release,
+// which also works on a disk that was never added. Context: process, may sleep.
 void disk_release(gendisk* disk);
+void put_disk(gendisk* disk);
+// The whole disk with this dev_t, with a reference (nullptr: none, or a partition, or it
+// left the map at del_gendisk). Context: process.
+gendisk* blkdev_get_no_open(unsigned major, unsigned minor);
+// Registers partition `partno` of a live disk as dev_t (major, minor + partno), so that
+// configuration writes naming it are refused (-ENODEV) as the kernel does. 0 or -EEXIST.
+// Context: process.
+int add_partition(gendisk* disk, int partno);
 
 // Context: any (snapshot).
 bool disk_live(const gendisk* disk);

@@ -166,17 +166,25 @@ void timer_shutdown_sync(timer_list* t) {
 uint64_t nr_pending_timers() { return nr_pending.load(std::memory_order_relaxed); }
 uint64_t timer_ignored_rearms() { return ignored_rearms.load(std::memory_order_relaxed); }
 
+namespace {
+// Injected lateness (set_timer_lateness): read relaxed, set between runs.
+std::atomic<uint64_t> lateness{0};
+}  // namespace
+
+void set_timer_lateness(uint64_t j) { lateness.store(j, std::memory_order_relaxed); }
+
 bool timer_fire_one(uint64_t until) {
   Base& b = base();
+  const uint64_t late = lateness.load(std::memory_order_relaxed);
   irqflags_t f = b.lock.lock_irqsave();
-  if (b.queue.empty() || std::get<0>(*b.queue.begin()) > until) {
+  if (b.queue.empty() || std::get<0>(*b.queue.begin()) + late > until) {
     b.lock.unlock_irqrestore(f);
     return false;
   }
   timer_list* t = std::get<2>(*b.queue.begin());
   unlink_locked(b, t);
-  if (detail::jiffies_now.load(std::memory_order_relaxed) < t->expires)
-    detail::jiffies_now.store(t->expires, std::memory_order_release);
+  if (detail::jiffies_now.load(std::memory_order_relaxed) < t->expires + late)
+    detail::jiffies_now.store(t->expires + late, std::memory_order_release);
   void (*fn)(timer_list*) = t->function;
   LockClass* dep = t->dep;
   // Claim a running slot before dropping the base lock's protection of "not pending and
@@ -202,6 +210,7 @@ bool timer_fire_one(uint64_t until) {
 
 void timers_reset() {
   Base& b = base();
+  lateness.store(0, std::memory_order_relaxed);
   const irqflags_t f = b.lock.lock_irqsave();
   const size_t n = b.queue.size();
   for (auto& [e, s, t] : b.queue) t->pending = false;
