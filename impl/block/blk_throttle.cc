@@ -144,6 +144,8 @@ void tg_dispatch_one_bio(throtl_grp* tg, int rw) {
   bio* b = pop_queued(sq, &tg_to_put, rw);
   throtl_charge_iops_bio(tg, b);
   if (parent_tg) {
+    if (busted().throtl_parent_skips_bps.load(std::memory_order_relaxed))
+      b->flags |= BIO_BPS_THROTTLED;
     throtl_add_bio_tg(b, &tg->qnode_on_parent[rw], parent_tg);
     start_parent_slice_with_credit(tg, parent_tg, rw);
   } else {

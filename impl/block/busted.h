@@ -32,6 +32,10 @@
 //   throtl_flush_own_timer    offline arms the group's own (empty) timer instead of the
 //                             parent's dispatch (2026 fix): released bios wait for the
 //                             parent's stale timer.
+//   throtl_parent_skips_bps   a bio forwarded from a child to its parent is marked as
+//                             bps-done (the 2022 bug fixed by "blk-throttle: Fix that bps
+//                             of child could exceed bps limited in parent"): the parent's
+//                             bps limit stops binding bios queued in children.
 //   throtl_exit_checks_bit    blk_throtl_exit returns when the policy bit is clear, which
 //                             blkg_destroy_all already cleared (the 2025 td leak).
 #pragma once
@@ -53,13 +57,14 @@ struct busted_flags {
   std::atomic<bool> throtl_meta_fifo{false};
   std::atomic<bool> throtl_flush_own_timer{false};
   std::atomic<bool> throtl_exit_checks_bit{false};
+  std::atomic<bool> throtl_parent_skips_bps{false};
   // Every flag off again.
   void reset() {
     for (std::atomic<bool>* f :
          {&reset_wipes_set, &flush_lock_irqs_on, &no_parent_requeue, &lqueued_after_add,
           &throtl_trim_no_slack, &throtl_no_carryover, &throtl_split_charges_bps,
           &throtl_split_no_iops, &throtl_single_queue, &throtl_meta_fifo,
-          &throtl_flush_own_timer, &throtl_exit_checks_bit})
+          &throtl_flush_own_timer, &throtl_exit_checks_bit, &throtl_parent_skips_bps})
       f->store(false, std::memory_order_relaxed);
   }
 };

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+#include "impl/oracle/throtl_check.h"
+
+#include <set>
+
+#include "impl/block/blkg.h"
+#include "impl/kern/report.h"
+
+namespace oracle {
+namespace {
+
+using blk::bio;
+using blk::throtl_grp;
+using blk::throtl_qnode;
+using blk::throtl_service_queue;
+
+std::string fail(std::string what) {
+  kern::kreport(kern::ReportKind::kOracle, "throtl:structure", "throtl: " + what);
+  return what;
+}
+
+std::string name_of(const throtl_service_queue* sq) {
+  if (sq->owner_tg == nullptr) return "td";
+  blk::blkcg_gq* blkg = sq->owner_tg->blkg;
+  return "tg(blkcg " + std::to_string(reinterpret_cast<uintptr_t>(blkg->blkcg) & 0xffff) + ")";
+}
+
+// Walks one bio list: counts, flags, FIFO along the list when `fifo`.
+std::string walk_list(const blk::bio_list& l, int rw, bool iops_list, bool fifo,
+                      std::set<const bio*>* seen, unsigned* count, const std::string& where) {
+  uint64_t last_seq = 0;
+  const bio* prev = nullptr;
+  for (const bio* b = l.head; b != nullptr; prev = b, b = b->bi_next) {
+    ++*count;
+    if (!seen->insert(b).second) return where + ": a bio is on two lists";
+    if (blk::throtl::rw_of(b) != rw) return where + ": a bio of the other direction";
+    if (b->bi_blkg == nullptr) return where + ": a queued bio without a blkg";
+    if (iops_list && !(b->flags & (blk::BIO_TG_BPS_THROTTLED | blk::BIO_BPS_THROTTLED)))
+      return where + ": an uncharged bio on the iops list";
+    if (fifo && b->bi_throtl_seq <= last_seq)
+      return where + ": FIFO broken (bio " + std::to_string(b->bi_throtl_seq) + " after " +
+             std::to_string(last_seq) + ")";
+    last_seq = b->bi_throtl_seq;
+  }
+  if (prev != l.tail) return where + ": list tail does not match";
+  return "";
+}
+
+std::string check_sq(throtl_service_queue* sq, std::set<const bio*>* seen) {
+  const std::string me = name_of(sq);
+  for (int rw = 0; rw < 2; ++rw) {
+    unsigned bps = 0, iops = 0;
+    for (kern::list_head* n = sq->queued[rw].next; n != &sq->queued[rw]; n = n->next) {
+      auto* qn = kern::list_entry<throtl_qnode, &throtl_qnode::node>(n);
+      if (qn->bios_bps.empty() && qn->bios_iops.empty())
+        return me + ": an empty qnode on the queued list";
+      const bool own = sq->owner_tg && qn == &sq->owner_tg->qnode_on_self[rw];
+      const bool child = qn == &qn->tg->qnode_on_parent[rw] && qn->tg->service_queue.parent_sq == sq;
+      if (!own && !child) return me + ": a qnode that does not belong to this queue";
+      const std::string where = me + (rw ? " write" : " read");
+      std::string r = walk_list(qn->bios_iops, rw, true, own, seen, &iops, where + " iops");
+      if (r.empty()) r = walk_list(qn->bios_bps, rw, false, own, seen, &bps, where + " bps");
+      if (!r.empty()) return r;
+    }
+    if (bps != sq->nr_queued_bps[rw] || iops != sq->nr_queued_iops[rw])
+      return me + ": nr_queued_bps/iops " + std::to_string(sq->nr_queued_bps[rw]) + "/" +
+             std::to_string(sq->nr_queued_iops[rw]) + " but lists hold " + std::to_string(bps) +
+             "/" + std::to_string(iops);
+  }
+  unsigned n_pending = 0;
+  uint64_t last = 0;
+  for (kern::list_head* n = sq->pending.next; n != &sq->pending; n = n->next) {
+    throtl_grp* tg = kern::list_entry<throtl_grp, &throtl_grp::pending_node>(n);
+    if (!(tg->flags & blk::THROTL_TG_PENDING)) return me + ": a tg on the pending list not PENDING";
+    if (tg->service_queue.parent_sq != sq) return me + ": a pending tg of another parent";
+    if (n_pending > 0 && kern::time_before(tg->disptime, last))
+      return me + ": pending list out of disptime order";
+    last = tg->disptime;
+    ++n_pending;
+  }
+  if (n_pending != sq->nr_pending)
+    return me + ": nr_pending " + std::to_string(sq->nr_pending) + " but " +
+           std::to_string(n_pending) + " listed";
+  return "";
+}
+
+}  // namespace
+
+std::string throtl_check_structure(blk::request_queue* q) {
+  blk::throtl_data* td = q->td.load(std::memory_order_acquire);
+  if (td == nullptr) return "";
+  kern::MutexGuard m(q->blkcg_mutex);
+  const kern::irqflags_t f = td->lock.lock_irqsave();
+  std::set<const bio*> seen;
+  std::string r = check_sq(&td->service_queue, &seen);
+  unsigned below[2] = {0, 0};
+  for (blk::blkcg_gq* blkg = q->blkg_list_first; r.empty() && blkg; blkg = blkg->q_next) {
+    throtl_grp* tg = blk::blkg_to_tg(blkg);
+    if (tg == nullptr) continue;
+    r = check_sq(&tg->service_queue, &seen);
+    if (!r.empty()) break;
+    const unsigned queued = blk::throtl::sq_queued(&tg->service_queue, 0) +
+                            blk::throtl::sq_queued(&tg->service_queue, 1);
+    below[0] += blk::throtl::sq_queued(&tg->service_queue, 0);
+    below[1] += blk::throtl::sq_queued(&tg->service_queue, 1);
+    const bool pending = tg->flags & blk::THROTL_TG_PENDING;
+    if (queued && !pending) r = name_of(&tg->service_queue) + ": bios queued but not pending";
+    if (!queued && pending) r = name_of(&tg->service_queue) + ": pending with nothing queued";
+  }
+  if (r.empty() && (below[0] != td->nr_queued[0] || below[1] != td->nr_queued[1]))
+    r = "td->nr_queued " + std::to_string(td->nr_queued[0]) + "/" +
+        std::to_string(td->nr_queued[1]) + " but groups hold " + std::to_string(below[0]) + "/" +
+        std::to_string(below[1]);
+  td->lock.unlock_irqrestore(f);
+  return r.empty() ? r : fail(r);
+}
+
+int64_t rate_worst_excess(const RateLog& log, uint64_t bps, unsigned hz, uint64_t* t1,
+                          uint64_t* t2) {
+  // Over windows [T_i, T_j] of the distinct times T: bytes(P_j - P_{i-1}) minus
+  // bps * (T_j - T_i) / hz, maximised in one pass as (P_j - r T_j) + max_{i<=j}(r T_i -
+  // P_{i-1}); everything scaled by hz to stay in integers (__int128: no overflow).
+  using i128 = __int128;
+  if (log.entries.empty()) return 0;
+  i128 best = 0, best_start = 0, prefix = 0;  // prefix: P_{i-1} * hz
+  bool have_best = false, have_start = false;
+  uint64_t start_t = 0;
+  size_t k = 0;
+  while (k < log.entries.size()) {
+    const uint64_t t = log.entries[k].jiffies;
+    const i128 cand = static_cast<i128>(bps) * t - prefix;
+    if (!have_start || cand > best_start) {
+      best_start = cand;
+      start_t = t;
+      have_start = true;
+    }
+    for (; k < log.entries.size() && log.entries[k].jiffies == t; ++k)
+      prefix += static_cast<i128>(log.entries[k].bytes) * hz;
+    const i128 v = prefix - static_cast<i128>(bps) * t + best_start;
+    if (!have_best || v > best) {
+      best = v;
+      have_best = true;
+      if (t1) *t1 = start_t;
+      if (t2) *t2 = t;
+    }
+  }
+  return static_cast<int64_t>(best / hz);
+}
+
+std::string rate_check(const RateLog& log, uint64_t bps, uint64_t slice, unsigned hz,
+                       uint64_t max_bio_bytes) {
+  uint64_t t1 = 0, t2 = 0;
+  const int64_t excess = rate_worst_excess(log, bps, hz, &t1, &t2);
+  const int64_t allowance = static_cast<int64_t>(2 * bps * slice / hz + max_bio_bytes);
+  if (excess <= allowance) return "";
+  const std::string what = "rate: " + std::to_string(excess) + " bytes over " +
+                           std::to_string(bps) + " B/s in the window [" + std::to_string(t1) +
+                           ", " + std::to_string(t2) + "] (allowance " +
+                           std::to_string(allowance) + ")";
+  kern::kreport(kern::ReportKind::kOracle, "throtl:rate", what);
+  return what;
+}
+
+std::string throtl_check_drained(blk::request_queue* q) {
+  blk::throtl_data* td = q->td.load(std::memory_order_acquire);
+  if (td == nullptr) return "";
+  const kern::irqflags_t f = td->lock.lock_irqsave();
+  const unsigned held = td->nr_queued[0] + td->nr_queued[1] +
+                        blk::throtl::sq_queued(&td->service_queue, 0) +
+                        blk::throtl::sq_queued(&td->service_queue, 1);
+  td->lock.unlock_irqrestore(f);
+  if (held == 0) return "";
+  const std::string what = "throttler still holds " + std::to_string(held) + " bios";
+  kern::kreport(kern::ReportKind::kOracle, "throtl:drained", what);
+  return what;
+}
+
+}  // namespace oracle

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+// blk-throttle invariants, checked from outside the implementation (spec §7, §9; issue:
+// "Throttle invariants in impl/oracle").
+//
+//   throtl_check_structure: a snapshot under q->blkcg_mutex and td->lock. Per service
+//     queue and direction: the qnodes on the list are non-empty and belong there (the
+//     owner's own qnode or a child's qnode_on_parent), the bios on them are counted
+//     exactly by nr_queued_bps / nr_queued_iops, every bio on an iops list is bps-charged,
+//     no bio sits on two lists; bios submitted to a group leave its own qnode in FIFO
+//     order (their throttler sequence numbers increase along each list); the pending list
+//     is ordered by disptime, holds exactly nr_pending tgs, each PENDING with this queue
+//     as parent; a tg with queued bios is pending and a pending tg has some; td->nr_queued
+//     equals the bios queued in all groups. Returns "" or the first violation, and files a
+//     kOracle report for it.
+//   RateLog / rate_check: bytes dispatched by a group with a fixed limit, in any window
+//     [t1, t2], never exceed limit x (t2 - t1) plus an allowance. The allowance is two
+//     slices' worth plus one bio: one slice of budget granted at once when a slice starts,
+//     and one more because trimming keeps a slice (29cb95593430) so a group that was
+//     under its rate can use that slice's unused budget in one go.
+//   throtl_check_drained: nothing is held by the throttler any more (every throttled bio
+//     was dispatched or failed).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "impl/block/blk_throttle.h"
+
+namespace oracle {
+
+std::string throtl_check_structure(blk::request_queue* q);
+
+struct RateLog {
+  struct Entry {
+    uint64_t jiffies;
+    uint64_t bytes;
+  };
+  std::vector<Entry> entries;  // in time order
+  void add(uint64_t jiffies, uint64_t bytes) { entries.push_back({jiffies, bytes}); }
+};
+
+// "" or a description of the worst window. bps: the limit; slice: in jiffies.
+std::string rate_check(const RateLog& log, uint64_t bps, uint64_t slice, unsigned hz,
+                       uint64_t max_bio_bytes);
+// The excess of the worst window over limit x window, in bytes (for tests and reports).
+int64_t rate_worst_excess(const RateLog& log, uint64_t bps, unsigned hz, uint64_t* t1,
+                          uint64_t* t2);
+
+std::string throtl_check_drained(blk::request_queue* q);
+
+}  // namespace oracle
