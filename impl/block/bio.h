@@ -52,7 +52,7 @@ struct bio {
   void* bi_private = nullptr;
   bio* bi_parent = nullptr;
   std::atomic<int> bi_remaining{1};
-  // Set by the throttler when the bio enters it (a global sequence): FIFO checks.
+  // Set by the throttler when it queues the bio (per queue, increasing): FIFO checks.
   uint64_t bi_throtl_seq = 0;
   // Set by a device with latency: the jiffy its completion is due.
   uint64_t bi_complete_at = 0;

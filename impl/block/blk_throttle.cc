@@ -38,8 +38,6 @@ bio* bio_list::pop() {
 namespace throtl {
 namespace {
 
-std::atomic<uint64_t> next_seq{1};
-
 throtl_qnode* qnode_of(kern::list_head* n) {
   return kern::list_entry<throtl_qnode, &throtl_qnode::node>(n);
 }
@@ -345,9 +343,9 @@ bool blk_throtl_bio(bio* b) {
 
   throtl_data* td = tg->td;
   bool throttled = false;
-  kern::rcu_read_lock();
+  // No RCU read section (the kernel takes one): every tg on the way up is pinned, the
+  // bio's by its blkg reference and each parent by its child blkg's parent reference.
   const kern::irqflags_t f = td->lock.lock_irqsave();
-  b->bi_throtl_seq = next_seq.fetch_add(1, std::memory_order_relaxed);
   throtl_service_queue* sq = &tg->service_queue;
   throtl_qnode* qn = nullptr;
   for (;;) {
@@ -372,6 +370,7 @@ bool blk_throtl_bio(bio* b) {
     }
   }
   td->nr_queued[rw]++;
+  b->bi_throtl_seq = ++td->queue_seq;  // FIFO checks (oracle): queueing order
   throtl_add_bio_tg(b, qn, tg);
   throttled = true;
   // tg was empty in this direction, or b became its head: re-time tg, force the parent's
@@ -382,7 +381,6 @@ bool blk_throtl_bio(bio* b) {
   }
 out:
   td->lock.unlock_irqrestore(f);
-  kern::rcu_read_unlock();
   return throttled;
 }
 

@@ -120,6 +120,7 @@ struct throtl_data {
   throtl_service_queue service_queue;  // top level: bios ready for dispatch_work
   request_queue* queue = nullptr;
   unsigned nr_queued[2] = {};  // bios waiting anywhere below the top level
+  uint64_t queue_seq = 0;      // numbers bios as they queue (bi_throtl_seq)
   kern::work_struct dispatch_work;
 };
 

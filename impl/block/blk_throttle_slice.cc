@@ -70,14 +70,25 @@ uint64_t tg_within_iops_limit(throtl_grp* tg, bio* b, uint32_t iops) {
 
 }  // namespace
 
+// limit * elapsed / HZ, saturating (the kernel: mul_u64_u64_div_u64 behind an ilog2
+// overflow guard). 64-bit arithmetic when the product fits, 128-bit otherwise.
 uint64_t calculate_bytes_allowed(uint64_t bps, uint64_t elapsed) {
+  uint64_t prod;
+  if (!__builtin_mul_overflow(bps, elapsed, &prod)) return prod / kern::hz();
   const unsigned __int128 v = static_cast<unsigned __int128>(bps) * elapsed / kern::hz();
   return v >= THROTL_U64_MAX ? THROTL_U64_MAX : static_cast<uint64_t>(v);
 }
 
 uint64_t calculate_io_allowed(uint32_t iops, uint64_t elapsed) {
-  const unsigned __int128 v = static_cast<unsigned __int128>(iops) * elapsed / kern::hz();
-  return v >= THROTL_U32_MAX ? THROTL_U32_MAX : static_cast<uint64_t>(v);
+  uint64_t prod;
+  uint64_t v;
+  if (!__builtin_mul_overflow(static_cast<uint64_t>(iops), elapsed, &prod))
+    v = prod / kern::hz();
+  else
+    v = static_cast<uint64_t>(
+        std::min<unsigned __int128>(static_cast<unsigned __int128>(iops) * elapsed / kern::hz(),
+                                    THROTL_U32_MAX));
+  return v >= THROTL_U32_MAX ? THROTL_U32_MAX : v;
 }
 
 // The root tg is never limited on v2 (and has no io.max).
@@ -109,6 +120,12 @@ bool throtl_slice_used(throtl_grp* tg, int rw) {
 // After a bio passed this level: drop whole consumed slices from the budget, keeping one
 // slice of slack for rounding and timer lateness (29cb95593430), once two have passed.
 void throtl_trim_slice(throtl_grp* tg, int rw) {
+  const uint64_t bps = tg_bps_limit(tg, rw);
+  const uint32_t iops = tg_iops_limit(tg, rw);
+  // No limit in this direction: nothing to trim. (The kernel goes on to move slice_end
+  // and returns before touching the counters; a slice of an unlimited direction is never
+  // read before tg_conf_updated restarts it.)
+  if (bps == THROTL_U64_MAX && iops == THROTL_U32_MAX) return;
   WARN_ON(kern::time_before(tg->slice_end[rw], tg->slice_start[rw]));
   if (throtl_slice_used(tg, rw)) return;
   // A bio went: a slice end pushed far out by an old low limit comes back in.
@@ -116,8 +133,6 @@ void throtl_trim_slice(throtl_grp* tg, int rw) {
   uint64_t elapsed = rounddown(kern::jiffies() - tg->slice_start[rw], slice_len(tg));
   if (elapsed < 2 * slice_len(tg)) return;
   if (!busted().throtl_trim_no_slack.load(std::memory_order_relaxed)) elapsed -= slice_len(tg);
-  const uint64_t bps = tg_bps_limit(tg, rw);
-  const uint32_t iops = tg_iops_limit(tg, rw);
   const bool trim_bytes = bps != THROTL_U64_MAX;
   const bool trim_ios = iops != THROTL_U32_MAX;
   const uint64_t bytes_trim = trim_bytes ? calculate_bytes_allowed(bps, elapsed) : 0;

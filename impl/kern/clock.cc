@@ -8,18 +8,11 @@
 
 namespace kern {
 namespace detail {
-// Written only by advance_jiffies (release); read with acquire so a reader that sees a new
-// time also sees what the handlers fired at that time did.
 std::atomic<uint64_t> jiffies_now{kInitialJiffies};
+std::atomic<unsigned> hz_value{1000};
 }  // namespace detail
 
-namespace {
-std::atomic<unsigned> hz_value{1000};
-}  // namespace
-
-uint64_t jiffies() { return detail::jiffies_now.load(std::memory_order_acquire); }
-unsigned hz() { return hz_value.load(std::memory_order_relaxed); }
-void set_hz(unsigned v) { hz_value.store(v ? v : 1000, std::memory_order_relaxed); }
+void set_hz(unsigned v) { detail::hz_value.store(v ? v : 1000, std::memory_order_relaxed); }
 
 void advance_jiffies(uint64_t n) {
   const uint64_t target = jiffies() + n;

@@ -9,12 +9,20 @@
 // jiffies is an atomic read with acquire ordering, written (release) only by the advancer.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace kern {
 
-uint64_t jiffies();
-unsigned hz();
+namespace detail {
+// Written only by advance_jiffies (release); read with acquire so a reader that sees a new
+// time also sees what the handlers fired at that time did. Inline readers: hot paths
+// (blk-throttle) read the clock several times per bio.
+extern std::atomic<uint64_t> jiffies_now;
+extern std::atomic<unsigned> hz_value;  // relaxed: set only between runs
+}  // namespace detail
+inline uint64_t jiffies() { return detail::jiffies_now.load(std::memory_order_acquire); }
+inline unsigned hz() { return detail::hz_value.load(std::memory_order_relaxed); }
 void set_hz(unsigned hz);  // default 1000; call while no timer is pending
 
 inline uint64_t msecs_to_jiffies(uint64_t ms) { return (ms * hz() + 999) / 1000; }
