@@ -33,6 +33,7 @@ enum : unsigned {
   REQ_META = 1u << 0,
   REQ_SWAP = 1u << 1,
   REQ_CGROUP_PUNT = 1u << 2,
+  REQ_SYNC = 1u << 3,  // a synchronous write (reads are always sync)
 };
 
 struct bio {

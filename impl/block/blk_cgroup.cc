@@ -112,6 +112,13 @@ std::atomic<blkcg*> the_root{nullptr};
 blkcg* blkcg_root() { return the_root.load(std::memory_order_acquire); }
 void set_blkcg_root(blkcg* b) { the_root.store(b, std::memory_order_release); }
 
+namespace {
+std::atomic<bool> on_dfl{true};  // relaxed: set before any IO, by the hierarchy
+}  // namespace
+
+bool cgroup_subsys_on_dfl() { return on_dfl.load(std::memory_order_relaxed); }
+void set_cgroup_subsys_on_dfl(bool dfl) { on_dfl.store(dfl, std::memory_order_relaxed); }
+
 // Context: process (work item), may sleep.
 void blkcg_css_free(blkcg* b) {
   kern::might_sleep("blkcg_css_free");

@@ -72,6 +72,11 @@ void blkcg_destroy_blkgs(blkcg* b);
 // Context: any (set once by the hierarchy's constructor, cleared by its destructor).
 blkcg* blkcg_root();
 void set_blkcg_root(blkcg* b);
+// Whether the io controller of the live hierarchy is on the default (v2) hierarchy (the
+// kernel's cgroup_subsys_on_dfl(io_cgrp_subsys)). Set by the hierarchy's constructor.
+// Context: any.
+bool cgroup_subsys_on_dfl();
+void set_cgroup_subsys_on_dfl(bool dfl);
 
 // Every live blkcg (blkcg_pol_mutex). For checks and the policy slice. Context: process.
 std::vector<blkcg*> all_blkcgs_snapshot();

@@ -332,6 +332,11 @@ bool blk_throtl_bio(bio* b) {
   // apply (its bios were associated before the limits existed).
   if (tg == nullptr) return false;
   const int rw = rw_of(b);
+  // v1 counts every bio of a throttle-active queue, limited or not (ad7c3b41e86b): bytes
+  // once per original bio, IOs per piece.
+  if (!cgroup_subsys_on_dfl() &&
+      !busted().throtl_v1_stats_only_with_rules.load(std::memory_order_relaxed))
+    throtl_stat_v1(tg, b);
   const bool split_bypass = busted().throtl_split_no_iops.load(std::memory_order_relaxed) &&
                             (b->flags & BIO_BPS_THROTTLED);
   if (split_bypass) return false;
@@ -341,6 +346,9 @@ bool blk_throtl_bio(bio* b) {
       (!tg->has_rules_bps[rw].load(std::memory_order_relaxed) || bps_done))
     return false;
 
+  if (!cgroup_subsys_on_dfl() &&
+      busted().throtl_v1_stats_only_with_rules.load(std::memory_order_relaxed))
+    throtl_stat_v1(tg, b);  // the pre-2022 place: only groups with rules are counted
   throtl_data* td = tg->td;
   bool throttled = false;
   // No RCU read section (the kernel takes one): every tg on the way up is pinned, the
@@ -385,6 +393,21 @@ out:
 }
 
 namespace throtl {
+
+void throtl_stat_v1(throtl_grp* tg, bio* b) {
+  const int dir = b->op == bio_op::kDiscard ? BLKG_RWSTAT_DISCARD
+                  : b->op == bio_op::kWrite  ? BLKG_RWSTAT_WRITE
+                                             : BLKG_RWSTAT_READ;
+  const bool sync = b->op == bio_op::kRead || (b->opf & REQ_SYNC);  // op_is_sync
+  const int kind = sync ? BLKG_RWSTAT_SYNC : BLKG_RWSTAT_ASYNC;
+  if (!(b->flags & BIO_CGROUP_ACCT)) {
+    b->flags |= BIO_CGROUP_ACCT;
+    tg->stat_bytes[dir].fetch_add(b->size, std::memory_order_relaxed);
+    tg->stat_bytes[kind].fetch_add(b->size, std::memory_order_relaxed);
+  }
+  tg->stat_ios[dir].fetch_add(1, std::memory_order_relaxed);
+  tg->stat_ios[kind].fetch_add(1, std::memory_order_relaxed);
+}
 
 // FIFO: a bio must queue if others wait in its direction. A split piece only competes
 // with the iops list. A bio arriving to an empty bps list that fits bps is charged now

@@ -50,6 +50,15 @@ inline constexpr uint32_t THROTL_U32_MAX = UINT32_MAX;
 inline constexpr int THROTL_GRP_QUANTUM = 8;  // bios per tg per round (6 reads, 2 writes)
 inline constexpr int THROTL_QUANTUM = 32;     // bios per service queue per round
 
+enum blkg_rwstat_type {
+  BLKG_RWSTAT_READ,
+  BLKG_RWSTAT_WRITE,
+  BLKG_RWSTAT_SYNC,
+  BLKG_RWSTAT_ASYNC,
+  BLKG_RWSTAT_DISCARD,
+  BLKG_RWSTAT_NR,
+};
+
 enum : unsigned {
   THROTL_TG_PENDING = 1u << 0,         // on the parent's pending list
   THROTL_TG_WAS_EMPTY = 1u << 1,       // a bio arrived in an empty direction
@@ -109,6 +118,11 @@ struct throtl_grp : blkg_policy_data {
   int64_t io_disp[2] = {};
   uint64_t slice_start[2] = {};
   uint64_t slice_end[2] = {};
+  // v1 statistics (blkio.throttle.io_service_bytes / io_serviced), per BLKG_RWSTAT_*:
+  // updated locklessly on the submission path (relaxed atomics, like the kernel's per-CPU
+  // counters: a reader gets a recent value, not a snapshot).
+  std::atomic<uint64_t> stat_bytes[5] = {};
+  std::atomic<uint64_t> stat_ios[5] = {};
   kern::rcu_head rcu;  // pd_free frees after a grace period
 };
 
@@ -159,6 +173,13 @@ bool blk_throtl_bio(bio* b);
 long tg_set_limit(blkcg* b, const std::string& input);
 // io.max read: one line per device with a limit. Context: process.
 std::string tg_print_limit(blkcg* b);
+// cgroup v1 files (blk_throttle_v1.cc). which: 0 read_bps, 1 write_bps, 2 read_iops,
+// 3 write_iops. Write "MAJ:MIN VALUE" (0: no limit); -EINVAL, -ENODEV, -ENOMEM.
+// Context: process, may sleep.
+long tg_set_conf(blkcg* b, const std::string& input, int which);
+std::string tg_print_conf(blkcg* b, int which);
+// blkio.throttle.io_service_bytes / io_serviced (recursive: the cgroup's subtree).
+std::string tg_print_rwstat(blkcg* b, bool bytes, bool recursive);
 
 // Limit updates (io.max). Caller holds td->lock.
 void tg_update_carryover(throtl_grp* tg);
@@ -180,6 +201,8 @@ uint64_t tg_dispatch_bps_time(throtl_grp* tg, bio* b);
 uint64_t tg_dispatch_iops_time(throtl_grp* tg, bio* b);
 uint64_t tg_dispatch_time(throtl_grp* tg, bio* b);
 bool tg_within_limit(throtl_grp* tg, bio* b, int rw);
+// v1 statistics of one bio (blk_should_throtl on the legacy hierarchy).
+void throtl_stat_v1(throtl_grp* tg, bio* b);
 // Pops the next bio of sq in direction rw (see blk_throttle.cc); tg_to_put nullptr: an
 // emptied qnode's blkg reference is dropped at once.
 bio* throtl_pop_queued(throtl_service_queue* sq, throtl_grp** tg_to_put, int rw);

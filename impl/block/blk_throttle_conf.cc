@@ -1,104 +1,13 @@
 // SPDX-License-Identifier: MIT
-// io.max: the per-device configuration helpers (blkg_conf_open_bdev, blkg_conf_prep) and
-// blk-throttle's write and read (tg_set_limit, tg_print_limit), spec §5.2/§5.3.
-//
-// Parsing follows the kernel's own vsscanf, not the C library's: a number conversion skips
-// leading white space, needs a digit (no sign is accepted: "-1" and "+1" are not numbers),
-// reads digits as far as they go (wrapping modulo 2^64, like simple_strntoull), and
-// ignores what follows ("100abc" is 100). %26s reads at most 26 non-space characters, so a
-// longer token is read as two.
+// io.max: blk-throttle's write and read (tg_set_limit, tg_print_limit), spec §5.2, on top
+// of the blkg_conf helpers (blkg_conf.h, which also describes the number parsing).
 #include <cerrno>
-#include <cstring>
 
 #include "impl/block/blk_throttle.h"
-#include "impl/block/blkg.h"
+#include "impl/block/blkg_conf.h"
 #include "impl/kern/report.h"
 
 namespace blk {
-namespace {
-
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-// "%llu" at s[*pos]: true and the value on success, *pos past the digits.
-bool scan_u64(const std::string& s, size_t* pos, uint64_t* v) {
-  size_t i = *pos;
-  while (i < s.size() && is_space(s[i])) ++i;
-  if (i >= s.size() || !is_digit(s[i])) return false;
-  uint64_t x = 0;
-  while (i < s.size() && is_digit(s[i])) x = x * 10 + static_cast<uint64_t>(s[i++] - '0');
-  *v = x;
-  *pos = i;
-  return true;
-}
-
-struct blkg_conf_ctx {
-  std::string input;
-  size_t body = 0;           // offset of the text after "MAJ:MIN "
-  gendisk* disk = nullptr;   // with a reference, and rq_qos_mutex held, once opened
-  blkcg_gq* blkg = nullptr;  // after prep, with q->blkcg_mutex held
-};
-
-// "%u:%u" then white space. 0, -EINVAL or -ENODEV; on 0 the disk is live, referenced, and
-// its rq_qos_mutex held.
-int blkg_conf_open_bdev(blkg_conf_ctx* ctx) {
-  size_t pos = 0;
-  uint64_t major, minor;
-  if (!scan_u64(ctx->input, &pos, &major)) return -EINVAL;
-  if (pos >= ctx->input.size() || ctx->input[pos] != ':') return -EINVAL;
-  ++pos;
-  if (!scan_u64(ctx->input, &pos, &minor)) return -EINVAL;
-  if (pos >= ctx->input.size() || !is_space(ctx->input[pos])) return -EINVAL;
-  while (pos < ctx->input.size() && is_space(ctx->input[pos])) ++pos;
-  gendisk* disk = blkdev_get_no_open(static_cast<uint32_t>(major), static_cast<uint32_t>(minor));
-  if (disk == nullptr) return -ENODEV;  // no such device, or a partition
-  disk->queue->rq_qos_mutex.lock();
-  if (!disk_live(disk)) {
-    disk->queue->rq_qos_mutex.unlock();
-    put_disk(disk);
-    return -ENODEV;
-  }
-  ctx->body = pos;
-  ctx->disk = disk;
-  return 0;
-}
-
-void blkg_conf_close_bdev(blkg_conf_ctx* ctx) {
-  if (!ctx->disk) return;
-  ctx->disk->queue->rq_qos_mutex.unlock();
-  put_disk(ctx->disk);
-  ctx->disk = nullptr;
-}
-
-// Finds or creates the blkg of (b, disk), creating missing ancestors root -> leaf. Returns
-// 0 with q->blkcg_mutex held, or -EOPNOTSUPP / -ENODEV / -ENOMEM without it.
-int blkg_conf_prep(blkcg* b, const blkcg_policy* pol, blkg_conf_ctx* ctx) {
-  request_queue* q = ctx->disk->queue;
-  q->blkcg_mutex.lock();
-  int err = 0;
-  for (;;) {
-    if (!blkcg_policy_enabled(q, pol)) {
-      err = -EOPNOTSUPP;
-      break;
-    }
-    if (blkcg_gq* blkg = blkg_lookup(b, q)) {
-      ctx->blkg = blkg;
-      return 0;
-    }
-    // The highest missing level: its parent has a blkg (the root's always exists).
-    blkcg* pos = b;
-    for (blkcg* parent = blkcg_parent(pos); parent && !blkg_lookup(parent, q);
-         parent = blkcg_parent(pos))
-      pos = parent;
-    if (!blkg_create(pos, q, kern::GFP_NOIO, &err)) break;
-  }
-  q->blkcg_mutex.unlock();
-  return err;
-}
-
-}  // namespace
 
 using namespace throtl;
 
@@ -128,10 +37,10 @@ long tg_set_limit(blkcg* b, const std::string& input) {
   const std::string& s = ctx.input;
   for (;;) {
     // "%26s"
-    while (pos < s.size() && is_space(s[pos])) ++pos;
+    while (pos < s.size() && conf_is_space(s[pos])) ++pos;
     if (pos >= s.size()) break;
     size_t end = pos;
-    while (end < s.size() && !is_space(s[end]) && end - pos < 26) ++end;
+    while (end < s.size() && !conf_is_space(s[end]) && end - pos < 26) ++end;
     const std::string tok = s.substr(pos, end - pos);
     pos = end;
     ret = -EINVAL;
@@ -140,7 +49,7 @@ long tg_set_limit(blkcg* b, const std::string& input) {
     const std::string key = tok.substr(0, eq), val = tok.substr(eq + 1);
     uint64_t x = THROTL_U64_MAX;
     size_t vp = 0;
-    if (!scan_u64(val, &vp, &x) && val != "max") break;
+    if (!conf_scan_u64(val, &vp, &x) && val != "max") break;
     ret = -ERANGE;
     if (x == 0) break;
     ret = -EINVAL;

@@ -34,15 +34,16 @@ blkg_policy_data* throtl_pd_alloc(request_queue* q, blkcg* b, kern::gfp_t gfp) {
   return tg;
 }
 
-// Links the tg under its parent's (v2: limits apply to the whole subtree). Runs before the
-// pd is visible; the parent's pd is initialised already.
+// Links the tg under its parent's on v2 (limits apply to the whole subtree); on v1 every
+// tg hangs off the td's queue (the flat legacy mode). Runs before the pd is visible; the
+// parent's pd is initialised already.
 void throtl_pd_init(blkg_policy_data* pd) {
   auto* tg = static_cast<throtl_grp*>(pd);
   throtl_data* td = pd->blkg->q->td.load(std::memory_order_acquire);
   tg->td = td;
   tg->service_queue.td = td;
   tg->service_queue.parent_sq = &td->service_queue;
-  if (blkcg_gq* parent = pd->blkg->parent)
+  if (blkcg_gq* parent = pd->blkg->parent; parent && cgroup_subsys_on_dfl())
     if (throtl_grp* ptg = blkg_to_tg(parent)) tg->service_queue.parent_sq = &ptg->service_queue;
 }
 
@@ -76,6 +77,15 @@ void throtl_pd_offline(blkg_policy_data* pd) {
   tg->td->lock.unlock_irqrestore(f);
 }
 
+// blkio.reset_stats: the v1 counters.
+void throtl_pd_reset_stats(blkg_policy_data* pd) {
+  auto* tg = static_cast<throtl_grp*>(pd);
+  for (int i = 0; i < BLKG_RWSTAT_NR; ++i) {
+    tg->stat_bytes[i].store(0, std::memory_order_relaxed);
+    tg->stat_ios[i].store(0, std::memory_order_relaxed);
+  }
+}
+
 void throtl_tg_free_rcu(kern::rcu_head* h) {
   const auto off = reinterpret_cast<size_t>(&(static_cast<throtl_grp*>(nullptr)->rcu));
   kern::kfree(reinterpret_cast<throtl_grp*>(reinterpret_cast<char*>(h) - off));
@@ -97,6 +107,7 @@ blkcg_policy policy_throtl = [] {
   p.pd_online_fn = throtl_pd_online;
   p.pd_offline_fn = throtl_pd_offline;
   p.pd_free_fn = throtl_pd_free;
+  p.pd_reset_stats_fn = throtl_pd_reset_stats;
   return p;
 }();
 

@@ -91,14 +91,14 @@ uint64_t calculate_io_allowed(uint32_t iops, uint64_t elapsed) {
   return v >= THROTL_U32_MAX ? THROTL_U32_MAX : v;
 }
 
-// The root tg is never limited on v2 (and has no io.max).
+// The root tg is never limited on v2 (and has no io.max); v1 may limit the root.
 uint64_t tg_bps_limit(throtl_grp* tg, int rw) {
-  if (tg->blkg->parent == nullptr) return THROTL_U64_MAX;
+  if (tg->blkg->parent == nullptr && cgroup_subsys_on_dfl()) return THROTL_U64_MAX;
   return tg->bps[rw].load(std::memory_order_relaxed);
 }
 
 uint32_t tg_iops_limit(throtl_grp* tg, int rw) {
-  if (tg->blkg->parent == nullptr) return THROTL_U32_MAX;
+  if (tg->blkg->parent == nullptr && cgroup_subsys_on_dfl()) return THROTL_U32_MAX;
   return tg->iops[rw].load(std::memory_order_relaxed);
 }
 

@@ -36,6 +36,9 @@
 //                             bps-done (the 2022 bug fixed by "blk-throttle: Fix that bps
 //                             of child could exceed bps limited in parent"): the parent's
 //                             bps limit stops binding bios queued in children.
+//   throtl_v1_stats_only_with_rules  v1 io_service_bytes/io_serviced counted only for bios
+//                             of groups with rules (before ad7c3b41e86b): unlimited groups
+//                             show no IO.
 //   throtl_exit_checks_bit    blk_throtl_exit returns when the policy bit is clear, which
 //                             blkg_destroy_all already cleared (the 2025 td leak).
 #pragma once
@@ -58,13 +61,15 @@ struct busted_flags {
   std::atomic<bool> throtl_flush_own_timer{false};
   std::atomic<bool> throtl_exit_checks_bit{false};
   std::atomic<bool> throtl_parent_skips_bps{false};
+  std::atomic<bool> throtl_v1_stats_only_with_rules{false};
   // Every flag off again.
   void reset() {
     for (std::atomic<bool>* f :
          {&reset_wipes_set, &flush_lock_irqs_on, &no_parent_requeue, &lqueued_after_add,
           &throtl_trim_no_slack, &throtl_no_carryover, &throtl_split_charges_bps,
           &throtl_split_no_iops, &throtl_single_queue, &throtl_meta_fifo,
-          &throtl_flush_own_timer, &throtl_exit_checks_bit, &throtl_parent_skips_bps})
+          &throtl_flush_own_timer, &throtl_exit_checks_bit, &throtl_parent_skips_bps,
+          &throtl_v1_stats_only_with_rules})
       f->store(false, std::memory_order_relaxed);
   }
 };

@@ -68,7 +68,7 @@ void init_css(blkcg* b, cgroup* cg) {
 
 }  // namespace
 
-cgroup_hierarchy::cgroup_hierarchy() {
+cgroup_hierarchy::cgroup_hierarchy(bool dfl) : dfl_(dfl) {
   kern::MutexGuard g(cgroup_mutex);
   root_ = kern::kzalloc_obj<cgroup>(kern::GFP_KERNEL, "cgroup_root");
   blkcg* b = root_ ? blkcg_css_alloc(nullptr) : nullptr;
@@ -83,6 +83,7 @@ cgroup_hierarchy::cgroup_hierarchy() {
   live_.push_back(root_);
   blkcg_css_online(b);
   b->online = true;
+  set_cgroup_subsys_on_dfl(dfl);
   set_blkcg_root(b);
 }
 

@@ -62,8 +62,11 @@ struct cgroup {
 
 class cgroup_hierarchy {
  public:
-  // Creates the root cgroup (and its blkcg). Reports kBug if that fails.
-  cgroup_hierarchy();
+  // Creates the root cgroup (and its blkcg). Reports kBug if that fails. dfl: the io
+  // controller on the default (v2) hierarchy; false: the legacy (v1) "blkio" hierarchy,
+  // with its own files (blkio.*) and blk-throttle's flat mode.
+  explicit cgroup_hierarchy(bool dfl = true);
+  bool on_dfl() const { return dfl_; }
   // Tears down what is left: every cgroup must have been removed (reported otherwise);
   // pending frees are flushed.
   ~cgroup_hierarchy();
@@ -92,6 +95,7 @@ class cgroup_hierarchy {
   cgroup* lookup_locked(const std::string& path) REQUIRES(cgroup_mutex);
 
   cgroup* root_ = nullptr;
+  bool dfl_ = true;
   int next_id_ = 1;
   std::map<int, cgroup*> task_map_;  // guarded by cgroup_mutex
   std::vector<cgroup*> live_;        // every cgroup not yet freed; guarded by cgroup_mutex

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "impl/block/blk_stat.h"
 #include "impl/block/blk_throttle.h"
@@ -38,69 +39,98 @@ bool parse_u64(const std::string& s, uint64_t* v) {
   return true;
 }
 
+// The v1 limit files: index into tg_set_conf / tg_print_conf.
+int v1_conf_index(const std::string& f) {
+  static const char* const names[] = {
+      "blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device",
+      "blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device"};
+  for (int i = 0; i < 4; ++i)
+    if (f == names[i]) return i;
+  return -1;
+}
+
+enum class Kind { kNone, kProcs, kIoStat, kIoMax, kReset, kV1Conf, kV1Stat };
+
+// Which file `f` is in a cgroup of hierarchy h (root or not); kNone if absent there.
+Kind file_kind(cgroup_hierarchy& h, const std::string& f, bool is_root) {
+  if (f == "cgroup.procs") return Kind::kProcs;
+  if (h.on_dfl()) {
+    if (f == "io.stat") return Kind::kIoStat;
+    if (f == "io.max" && !is_root) return Kind::kIoMax;  // CFTYPE_NOT_ON_ROOT
+    return Kind::kNone;
+  }
+  if (f == "blkio.reset_stats") return Kind::kReset;
+  if (v1_conf_index(f) >= 0) return Kind::kV1Conf;
+  if (f.rfind("blkio.throttle.io_serv", 0) == 0) {
+    for (const char* s : {"blkio.throttle.io_service_bytes", "blkio.throttle.io_serviced",
+                          "blkio.throttle.io_service_bytes_recursive",
+                          "blkio.throttle.io_serviced_recursive"})
+      if (f == s) return Kind::kV1Stat;
+  }
+  return Kind::kNone;
+}
+
 }  // namespace
 
 int cgroup_file_read(cgroup_hierarchy& h, const std::string& path, std::string* out) {
   const Target t = split(path);
   cgroup* cg = h.lookup(t.dir);
   if (cg == nullptr) return -ENOENT;
-  if (t.file == "io.stat") {
-    // cg stays linked while we print: a concurrent rmdir needs cgroup_mutex, which the
-    // flush takes; pin the css across the read.
-    blkcg* css = h.get_io_css(t.dir);
-    if (css == nullptr) return -ENOENT;
-    *out = blkcg_print_stat(h, css->cgroup);
-    css_put(css);
-    return 0;
-  }
-  if (t.file == "cgroup.procs") {
+  const Kind k = file_kind(h, t.file, cg == h.root());
+  if (k == Kind::kNone) return -ENOENT;
+  if (k == Kind::kProcs) {
     kern::MutexGuard g(h.cgroup_mutex);
     out->clear();
     for (int pid : cg->procs) *out += std::to_string(pid) + "\n";
     return 0;
   }
-  if (t.file == "blkio.reset_stats") return -EINVAL;  // write-only
-  if (t.file == "io.max") {
-    if (cg == h.root()) return -ENOENT;  // CFTYPE_NOT_ON_ROOT
-    blkcg* css = h.get_io_css(t.dir);
-    if (css == nullptr) return -ENOENT;
-    *out = tg_print_limit(css);
-    css_put(css);
-    return 0;
+  if (k == Kind::kReset) return -EINVAL;  // write-only
+  // cg stays linked while we print: a concurrent rmdir needs cgroup_mutex, which the
+  // flush takes; pin the css across the read.
+  blkcg* css = h.get_io_css(t.dir);
+  if (css == nullptr) return -ENOENT;
+  switch (k) {
+    case Kind::kIoStat: *out = blkcg_print_stat(h, css->cgroup); break;
+    case Kind::kIoMax: *out = tg_print_limit(css); break;
+    case Kind::kV1Conf: *out = tg_print_conf(css, v1_conf_index(t.file)); break;
+    default:
+      *out = tg_print_rwstat(css, t.file.find("bytes") != std::string::npos,
+                             t.file.find("_recursive") != std::string::npos);
   }
-  return -ENOENT;
+  css_put(css);
+  return 0;
 }
 
 long cgroup_file_write(cgroup_hierarchy& h, const std::string& path, const std::string& data) {
   const Target t = split(path);
-  if (t.file == "io.stat") return h.lookup(t.dir) ? -EINVAL : -ENOENT;
-  if (t.file == "cgroup.procs") {
-    uint64_t pid;
-    if (!parse_u64(data, &pid) || pid == 0 || pid > 4194304) return -EINVAL;
-    cgroup* cg = h.lookup(t.dir);
-    if (cg == nullptr) return -ENOENT;
-    const int r = h.attach_task(cg, static_cast<int>(pid));
-    return r < 0 ? (r == -ENOENT ? -ENODEV : r) : static_cast<long>(data.size());
+  cgroup* cg = h.lookup(t.dir);
+  if (cg == nullptr) return -ENOENT;
+  const Kind k = file_kind(h, t.file, cg == h.root());
+  switch (k) {
+    case Kind::kNone: return -ENOENT;
+    case Kind::kIoStat:
+    case Kind::kV1Stat: return -EINVAL;  // read-only
+    case Kind::kProcs: {
+      uint64_t pid;
+      if (!parse_u64(data, &pid) || pid == 0 || pid > 4194304) return -EINVAL;
+      const int r = h.attach_task(cg, static_cast<int>(pid));
+      return r < 0 ? (r == -ENOENT ? -ENODEV : r) : static_cast<long>(data.size());
+    }
+    default: break;
   }
-  if (t.file == "blkio.reset_stats") {
-    uint64_t v;
-    if (!parse_u64(data, &v)) return -EINVAL;
-    blkcg* css = h.get_io_css(t.dir);
-    if (css == nullptr) return -ENOENT;
+  uint64_t v;
+  if (k == Kind::kReset && !parse_u64(data, &v)) return -EINVAL;
+  blkcg* css = h.get_io_css(t.dir);
+  if (css == nullptr) return -ENOENT;
+  long r = static_cast<long>(data.size());
+  if (k == Kind::kReset)
     blkcg_reset_stats(css);
-    css_put(css);
-    return static_cast<long>(data.size());
-  }
-  if (t.file == "io.max") {
-    cgroup* cg = h.lookup(t.dir);
-    if (cg == nullptr || cg == h.root()) return -ENOENT;
-    blkcg* css = h.get_io_css(t.dir);
-    if (css == nullptr) return -ENOENT;
-    const long r = tg_set_limit(css, data);
-    css_put(css);
-    return r;
-  }
-  return -ENOENT;
+  else if (k == Kind::kIoMax)
+    r = tg_set_limit(css, data);
+  else
+    r = tg_set_conf(css, data, v1_conf_index(t.file));
+  css_put(css);
+  return r;
 }
 
 }  // namespace blk

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+#include "impl/block/blkg_conf.h"
+
+#include <cerrno>
+
+namespace blk {
+
+bool conf_is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+// "%llu" at s[*pos]: true and the value on success, *pos past the digits.
+bool conf_scan_u64(const std::string& s, size_t* pos, uint64_t* v) {
+  size_t i = *pos;
+  while (i < s.size() && conf_is_space(s[i])) ++i;
+  if (i >= s.size() || !(s[i] >= '0' && s[i] <= '9')) return false;
+  uint64_t x = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+    x = x * 10 + static_cast<uint64_t>(s[i++] - '0');
+  *v = x;
+  *pos = i;
+  return true;
+}
+
+// "%u:%u" then white space. 0, -EINVAL or -ENODEV; on 0 the disk is live, referenced, and
+// its rq_qos_mutex held.
+int blkg_conf_open_bdev(blkg_conf_ctx* ctx) {
+  size_t pos = 0;
+  uint64_t major, minor;
+  if (!conf_scan_u64(ctx->input, &pos, &major)) return -EINVAL;
+  if (pos >= ctx->input.size() || ctx->input[pos] != ':') return -EINVAL;
+  ++pos;
+  if (!conf_scan_u64(ctx->input, &pos, &minor)) return -EINVAL;
+  if (pos >= ctx->input.size() || !conf_is_space(ctx->input[pos])) return -EINVAL;
+  while (pos < ctx->input.size() && conf_is_space(ctx->input[pos])) ++pos;
+  gendisk* disk = blkdev_get_no_open(static_cast<uint32_t>(major), static_cast<uint32_t>(minor));
+  if (disk == nullptr) return -ENODEV;  // no such device, or a partition
+  disk->queue->rq_qos_mutex.lock();
+  if (!disk_live(disk)) {
+    disk->queue->rq_qos_mutex.unlock();
+    put_disk(disk);
+    return -ENODEV;
+  }
+  ctx->body = pos;
+  ctx->disk = disk;
+  return 0;
+}
+
+void blkg_conf_close_bdev(blkg_conf_ctx* ctx) {
+  if (!ctx->disk) return;
+  ctx->disk->queue->rq_qos_mutex.unlock();
+  put_disk(ctx->disk);
+  ctx->disk = nullptr;
+}
+
+// Finds or creates the blkg of (b, disk), creating missing ancestors root -> leaf. Returns
+// 0 with q->blkcg_mutex held, or -EOPNOTSUPP / -ENODEV / -ENOMEM without it.
+int blkg_conf_prep(blkcg* b, const blkcg_policy* pol, blkg_conf_ctx* ctx) {
+  request_queue* q = ctx->disk->queue;
+  q->blkcg_mutex.lock();
+  int err = 0;
+  for (;;) {
+    if (!blkcg_policy_enabled(q, pol)) {
+      err = -EOPNOTSUPP;
+      break;
+    }
+    if (blkcg_gq* blkg = blkg_lookup(b, q)) {
+      ctx->blkg = blkg;
+      return 0;
+    }
+    // The highest missing level: its parent has a blkg (the root's always exists).
+    blkcg* pos = b;
+    for (blkcg* parent = blkcg_parent(pos); parent && !blkg_lookup(parent, q);
+         parent = blkcg_parent(pos))
+      pos = parent;
+    if (!blkg_create(pos, q, kern::GFP_NOIO, &err)) break;
+  }
+  q->blkcg_mutex.unlock();
+  return err;
+}
+
+}  // namespace blk
