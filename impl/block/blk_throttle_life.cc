@@ -210,7 +210,7 @@ void blk_throtl_exit(gendisk* disk) {
   if (busted().throtl_exit_checks_bit.load(std::memory_order_relaxed) &&
       !blkcg_policy_enabled(q, blkcg_policy_throtl()))
     return;  // the 2025 leak: blkg_destroy_all cleared the bit already
-  {
+  if (!busted().throtl_exit_skips_tg_timers.load(std::memory_order_relaxed)) {
     // throtl_shutdown_timers: pds of destroyed blkgs are freed later, by their free work,
     // and their timers reach the td.
     kern::MutexGuard m(q->blkcg_mutex);

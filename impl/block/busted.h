@@ -39,6 +39,9 @@
 //   throtl_v1_stats_only_with_rules  v1 io_service_bytes/io_serviced counted only for bios
 //                             of groups with rules (before ad7c3b41e86b): unlimited groups
 //                             show no IO.
+//   throtl_exit_skips_tg_timers  blk_throtl_exit shuts down only the td's own timer (before
+//                             the RFC's patch 4): a tg timer still armed when the td is
+//                             freed fires later on it (use-after-free, ASan).
 //   throtl_exit_checks_bit    blk_throtl_exit returns when the policy bit is clear, which
 //                             blkg_destroy_all already cleared (the 2025 td leak).
 #pragma once
@@ -62,6 +65,7 @@ struct busted_flags {
   std::atomic<bool> throtl_exit_checks_bit{false};
   std::atomic<bool> throtl_parent_skips_bps{false};
   std::atomic<bool> throtl_v1_stats_only_with_rules{false};
+  std::atomic<bool> throtl_exit_skips_tg_timers{false};
   // Every flag off again.
   void reset() {
     for (std::atomic<bool>* f :
@@ -69,7 +73,7 @@ struct busted_flags {
           &throtl_trim_no_slack, &throtl_no_carryover, &throtl_split_charges_bps,
           &throtl_split_no_iops, &throtl_single_queue, &throtl_meta_fifo,
           &throtl_flush_own_timer, &throtl_exit_checks_bit, &throtl_parent_skips_bps,
-          &throtl_v1_stats_only_with_rules})
+          &throtl_v1_stats_only_with_rules, &throtl_exit_skips_tg_timers})
       f->store(false, std::memory_order_relaxed);
   }
 };
