@@ -174,3 +174,47 @@ TEST_F(ThrotlTest, FifoWithinAGroupAndDirection) {
 
 }  // namespace
 }  // namespace blk
+
+namespace blk {
+namespace {
+
+// The device with a per-disk latency completes each bio `latency` jiffies after it was
+// issued, in issue order, from its timer; a split bio completes when its last piece does.
+TEST_F(ThrotlTest, DeviceLatencyAndChainedCompletion) {
+  Batch batch;
+  ThrotlWorld w(4096);
+  cgroup* a = w.mkdir("/a");
+  w.disk->latency = 5;
+  const uint64_t t0 = kern::jiffies();
+  batch.submit(w, a, bio_op::kWrite, 4096);
+  batch.submit(w, a, bio_op::kRead, 3 * 4096);  // three pieces
+  EXPECT_FALSE(batch.ios[0]->done);
+  for (int i = 0; i < 4; ++i) w.step();
+  EXPECT_FALSE(batch.ios[0]->done);
+  w.step();
+  ASSERT_TRUE(batch.all_done());
+  EXPECT_EQ(batch.ios[0]->done_at - t0, 5u);
+  EXPECT_EQ(batch.ios[1]->done_at - t0, 5u);
+  EXPECT_EQ(batch.ios[1]->status, 0);
+  EXPECT_EQ(w.read("/a/io.stat"),
+            "8:16 rbytes=12288 wbytes=4096 rios=3 wios=1 dbytes=0 dios=0\n");
+}
+
+// A split bio whose remaining pieces are still throttled when the disk is deleted
+// completes as a whole with -EIO: the pieces already issued succeeded, the cancelled rest
+// failed, and the first error of any piece is the bio's.
+TEST_F(ThrotlTest, SplitBioAfterDeletionFailsWhole) {
+  Batch batch;
+  ThrotlWorld w(4096);
+  cgroup* a = w.mkdir("/a");
+  ASSERT_GT(w.set_limit("/a", "wiops=10"), 0);  // one piece per 100 ms after the first
+  batch.submit(w, a, bio_op::kWrite, 4 * 4096);
+  for (int i = 0; i < 150; ++i) w.step();  // some pieces went
+  EXPECT_FALSE(batch.ios[0]->done);
+  del_gendisk(w.disk);
+  ASSERT_TRUE(batch.all_done());
+  EXPECT_EQ(batch.ios[0]->status, -EIO);
+}
+
+}  // namespace
+}  // namespace blk
