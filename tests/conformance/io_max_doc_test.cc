@@ -106,6 +106,31 @@ TEST_F(IoMaxDoc, RejectedWriteKeepsLimitsButCreatesBlkgs) {
   EXPECT_EQ(w.read("/a/io.stat"), "8:16 \n");
 }
 
+// §4.3 step 4 [code]: the carry-over runs before the tokens are parsed, so even a rejected
+// write re-bases the counters, without the slice restart of an accepted write: the
+// credit of the time already waited is counted again. The waiting bio keeps its dispatch
+// time; the next one profits from what the first dispatch's trim (which floors the
+// counter at 0) leaves of the credit. Two 1 MiB writes at 512 KiB/s take 4.0 s; with a
+// rejected write at 1 s, 3.9 s.
+double rejected_write_at_one_second(bool reject) {
+  ThrotlWorld w;
+  cgroup* a = w.mkdir("/a");
+  EXPECT_GT(w.set_limit("/a", "wbps=524288"), 0);
+  Dd dd{a, bio_op::kWrite, 1 << 20, 2};
+  w.run_until_time({&dd}, kern::jiffies() + 1000);
+  if (reject) EXPECT_EQ(w.set_limit("/a", "wbps=0"), -ERANGE);
+  EXPECT_TRUE(w.run(dd));
+  EXPECT_EQ(w.read("/a/io.max"), "8:16 rbps=max wbps=524288 riops=max wiops=max\n");
+  return dd.seconds();
+}
+
+TEST_F(IoMaxDoc, RejectedWriteStillCarriesOver) {
+  const double plain = rejected_write_at_one_second(false);
+  const double rejected = rejected_write_at_one_second(true);
+  EXPECT_NEAR(plain, 4.0, 0.01);
+  EXPECT_NEAR(rejected, 3.9, 0.01) << "the rejected write's carry-over changed nothing";
+}
+
 // §4.4 [code]: hierarchical enforcement. Parent 4 KiB/s, child 8 KiB/s, 8 KiB requests in
 // the child: the parent's rate rules (Kemeng Shi, Nov 2022: the bug gave 8 KiB/s).
 double child_rate_under_parent() {
