@@ -45,10 +45,12 @@ blkg_iostat snapshot_cur(const blkg_iostat_set* s) {
   return v;
 }
 
-// blkg->iostat.cur += cur - *last; *last = cur. Caller holds blkg_stat_lock.
+// blkg->iostat.cur += cur - *last; *last = cur. Caller holds blkg_stat_lock with IRQs off
+// (the kernel nests an _irqsave write section here; with IRQs already off the plain one is
+// the same thing, without a second IRQ save/restore per set).
 void blkcg_iostat_update(blkcg_gq* blkg, const blkg_iostat& cur, kern::u64_stats_t* last_bytes,
                          kern::u64_stats_t* last_ios) {
-  const kern::irqflags_t f = kern::u64_stats_update_begin_irqsave(blkg->iostat.sync);
+  kern::u64_stats_update_begin(blkg->iostat.sync);
   for (int i = 0; i < BLKG_IOSTAT_NR; ++i) {
     const uint64_t db = cur.bytes[i] - last_bytes[i].read();
     const uint64_t di = cur.ios[i] - last_ios[i].read();
@@ -57,7 +59,7 @@ void blkcg_iostat_update(blkcg_gq* blkg, const blkg_iostat& cur, kern::u64_stats
     last_bytes[i].add(db);
     last_ios[i].add(di);
   }
-  kern::u64_stats_update_end_irqrestore(blkg->iostat.sync, f);
+  kern::u64_stats_update_end(blkg->iostat.sync);
 }
 
 // Queues a set whose lqueued was seen clear. lqueued is set BEFORE the llist_add: a
@@ -130,9 +132,10 @@ void blkcg_rstat_flush_cpu(blkcg* b, int cpu) {
       blkg_iostat_set* bisc = kern::llist_entry<blkg_iostat_set, &blkg_iostat_set::lnode>(n);
       blkcg_gq* blkg = bisc->blkg;
       blkcg_gq* parent = blkg->parent;
-      // The iterator read n->next already; seq_cst orders that read before the clear, so
-      // an updater that sees 0 and re-adds the node cannot clobber our walk.
-      bisc->lqueued.store(0, std::memory_order_seq_cst);
+      // The iterator read n->next already; the release orders that read before the clear
+      // (pairs with the updater's acquire load of lqueued before it re-adds the node), so
+      // a re-add cannot clobber our walk (d0aac2363549 used a full barrier for this).
+      bisc->lqueued.store(0, std::memory_order_release);
       if (bisc != &blkg->iostat) {
         const blkg_iostat cur = snapshot_cur(bisc);
         blkcg_iostat_update(blkg, cur, bisc->last_bytes, bisc->last_ios);

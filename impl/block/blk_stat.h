@@ -13,8 +13,8 @@
 // Flush side (__blkcg_rstat_flush(blkcg, cpu), any context): under RCU take the whole list
 // (llist_del_all), then under the global raw spinlock blkg_stat_lock (irqsave) for each
 // set: it was already unlinked (next read by the safe iterator) — clear lqueued with a
-// seq_cst store, which orders that read before the clear (pairs with llist_add's release
-// in the updater that re-queues it: d0aac2363549); fold cur - last into the blkg's global
+// release store, which orders that read before the clear (pairs with the acquire load of
+// lqueued in the updater that re-queues it: d0aac2363549); fold cur - last into the blkg's global
 // iostat; then move the blkg's unpropagated global delta into its parent (unless the
 // parent is the root blkg) and queue the parent's global set on the PARENT blkcg's list
 // for this CPU (9d230c09964e), so the grandparent is updated when the parent is flushed —
