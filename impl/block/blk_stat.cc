@@ -94,6 +94,7 @@ void blk_cgroup_bio_start(bio* b) {
   request_queue* q = b->disk->queue;
   const int t = iostat_type(b);
   const bool first_piece = !(b->flags & BIO_CGROUP_ACCT);
+  if (b->disk->on_account) b->disk->on_account(b, first_piece);
   // Disk totals (the root's source) count every bio.
   if (first_piece) q->disk_bytes[t].fetch_add(b->size, std::memory_order_relaxed);
   q->disk_ios[t].fetch_add(1, std::memory_order_relaxed);

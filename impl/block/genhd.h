@@ -87,6 +87,9 @@ struct gendisk {
   // Called for every bio the device receives (after splitting), before it completes.
   // Scenario hook: dispatch logs for checks. Set before IO starts.
   std::function<void(bio*)> on_issue;
+  // Called by blk_cgroup_bio_start for every bio it accounts, before it sets
+  // BIO_CGROUP_ACCT (first_piece: the bytes are counted now). Scenario hook for the model.
+  std::function<void(bio*, bool first_piece)> on_account;
   // In-flight bios of a device with latency, FIFO, and the timer that completes them.
   kern::spinlock_t dev_lock{"disk->dev_lock"};
   bio* inflight_first GUARDED_BY(dev_lock) = nullptr;

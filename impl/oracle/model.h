@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+// The reference model of what a user of blkcg can observe, kept beside the implementation
+// by the scenario executor and compared with it (DESIGN principle 6).
+//
+//   The cgroup tree (paths alive, task membership): mkdir/rmdir/attach results predicted.
+//   Disks: handle -> dev and lifecycle state.
+//   io.max: an independent grammar (iomax_parse, written apart from the implementation's
+//     parser) predicts every write's result; limits per (cgroup, disk) predict the read
+//     text (as a set of lines: the kernel's line order is the blkg list's, not part of
+//     the ABI).
+//   io.stat: counters per (cgroup, disk) of every bio accounted (blk_cgroup_bio_start:
+//     bytes once per original bio, one IO per piece), kept for removed cgroups too. A
+//     cgroup's line must show the sum over its whole subtree, removed children included
+//     (stats conservation up the hierarchy); the root's line is the disk's total.
+//
+// Every check returns "" or a description of the first difference.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace oracle {
+
+// io.max grammar oracle. errno 0: a valid write of `limits` to (major, minor); else the
+// errno the kernel returns before touching any limit. ENODEV is not decided here (it needs
+// the device table): dev_ok tells whether the MAJ:MIN part parsed.
+struct IomaxParse {
+  bool dev_ok = false;
+  unsigned major = 0, minor = 0;
+  int err = 0;               // 0, EINVAL, ERANGE (negative values are not used)
+  bool set[4] = {};          // which of rbps, wbps, riops, wiops the write names
+  uint64_t value[4] = {};    // the value for each named key (UINT64_MAX / UINT32_MAX: max)
+};
+IomaxParse iomax_parse(const std::string& input);
+// The read-back line of one device's limits, "" if all are max.
+std::string iomax_line(const std::string& dev, const uint64_t limits[4]);
+
+class Model {
+ public:
+  Model();
+
+  // Cgroup tree. Each predicts the errno (0 or negative) of the operation.
+  int predict_mkdir(const std::string& path) const;
+  int predict_rmdir(const std::string& path) const;
+  void mkdir(const std::string& path);
+  void rmdir(const std::string& path);
+  void attach(int pid, const std::string& path);
+  bool cgroup_exists(const std::string& path) const { return alive_.count(path) != 0; }
+  // Live cgroups, parents before children; pids with the cgroup they are in.
+  std::vector<std::string> live_paths() const { return {alive_.begin(), alive_.end()}; }
+  const std::map<int, std::string>& procs() const { return procs_; }
+
+  // Disks: dev "MAJ:MIN".
+  void disk_added(const std::string& dev);
+  void disk_deleted(const std::string& dev);
+  void disk_released(const std::string& dev);
+  bool disk_live(const std::string& dev) const;
+
+  // io.max of `path` (non-root, existing): the predicted result of writing `data`
+  // (bytes written or -errno) and, when it succeeds, the new limits are kept.
+  long predict_iomax_write(const std::string& path, const std::string& data) const;
+  void iomax_written(const std::string& path, const std::string& data);
+  std::string check_iomax_read(const std::string& path, const std::string& text) const;
+
+  // io.stat: one accounted bio piece.
+  void account(const std::string& path, const std::string& dev, int type, uint64_t bytes,
+               bool first_piece);
+  std::string check_iostat_read(const std::string& path, const std::string& text) const;
+
+ private:
+  struct Counters {
+    uint64_t bytes[3] = {}, ios[3] = {};
+  };
+  std::set<std::string> alive_;
+  std::map<int, std::string> procs_;
+  std::map<std::string, int> disk_state_;  // 1 live, 2 deleted (released: erased)
+  std::map<std::pair<std::string, std::string>, std::vector<uint64_t>> limits_;
+  std::map<std::pair<std::string, std::string>, Counters> stats_;
+};
+
+}  // namespace oracle

@@ -1,0 +1,663 @@
+// SPDX-License-Identifier: MIT
+#include "impl/scenario/exec.h"
+
+#include <cerrno>
+#include <deque>
+#include <map>
+
+#include "impl/block/blk_core.h"
+#include "impl/block/blk_stat.h"
+#include "impl/block/blk_testpol.h"
+#include "impl/block/blk_throttle.h"
+#include "impl/block/cgroupfs.h"
+#include "impl/kern/alloc.h"
+#include "impl/kern/clock.h"
+#include "impl/kern/cpu.h"
+#include "impl/kern/lockdep.h"
+#include "impl/kern/report.h"
+#include "impl/kern/task.h"
+#include "impl/kern/timer.h"
+#include "impl/kern/workqueue.h"
+#include "impl/oracle/model.h"
+#include "impl/oracle/throtl_check.h"
+#include "impl/scenario/text.h"
+
+namespace scenario {
+namespace {
+
+constexpr uint64_t kMaxJiffiesPerOp = 1000000;
+constexpr uint64_t kMaxBioSize = 64ull << 20;
+constexpr size_t kMaxDisks = 64;
+constexpr size_t kMaxBios = 4096;
+
+// A canonical cgroup path: "/" or "/x/y" with no empty, "." or ".." component.
+bool canonical(const std::string& p) {
+  if (p == "/") return true;
+  if (p.empty() || p[0] != '/' || p.back() == '/') return false;
+  size_t i = 1;
+  while (i <= p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string::npos) j = p.size();
+    const std::string c = p.substr(i, j - i);
+    if (c.empty() || c == "." || c == "..") return false;
+    i = j + 1;
+  }
+  return true;
+}
+
+std::string parent_of(const std::string& p) {
+  const size_t s = p.rfind('/');
+  return s == 0 ? "/" : p.substr(0, s);
+}
+
+void split_file(const std::string& p, std::string* dir, std::string* file) {
+  const size_t s = p.rfind('/');
+  *dir = s == 0 ? "/" : p.substr(0, s);
+  *file = p.substr(s + 1);
+}
+
+// What a bio handle holds.
+struct Slot {
+  blk::bio* b = nullptr;    // while owned by the scenario (not submitted or completed)
+  bool submitted = false;   // handed to the block layer
+  bool chained = false;     // a split piece: completes into its parent, never on its own
+  bool done = false;
+  int status = 0;
+  blk::gendisk* disk = nullptr;
+};
+
+void slot_end_io(blk::bio* b) {
+  auto* s = static_cast<Slot*>(b->bi_private);
+  s->done = true;
+  s->status = b->status;
+  s->b = nullptr;
+  blk::bio_put(b);
+}
+
+struct DiskSlot {
+  blk::gendisk* disk = nullptr;
+  std::string dev;
+  int state = 0;  // 0 allocated, 1 live, 2 deleted
+};
+
+}  // namespace
+
+std::string OpResult::str() const {
+  if (is_text) return quote(text);
+  if (value < 0) {
+    const char* n = errno_name(static_cast<int>(-value));
+    return n ? std::string("-") + n : std::to_string(value);
+  }
+  return std::to_string(value);
+}
+
+struct World::Impl {
+  blk::cgroup_hierarchy h;
+  oracle::Model model;
+  std::map<int, DiskSlot> disks;
+  std::map<int, Slot*> bios;
+  std::deque<Slot> slot_store;  // stable addresses for bi_private
+  std::vector<std::string> removed;  // cgroups removed (their blkgs may still be releasing)
+  bool faults = false;               // fault injection configured: ENOMEM is allowed
+  bool testpol_registered = false;
+  bool quiesced = false;
+  ExecStats stats;
+  int index = 0;  // of the op being run (for messages)
+
+  void violation(const char* sig, const std::string& what) {
+    kern::kreport(kern::ReportKind::kOracle, sig, "op " + std::to_string(index) + ": " + what);
+  }
+
+  Slot* new_slot(int h) {
+    if (auto it = bios.find(h); it != bios.end()) drop_slot(it->second);
+    slot_store.emplace_back();
+    bios[h] = &slot_store.back();
+    return &slot_store.back();
+  }
+  // A slot rebound or torn down: an owned bio completes (chained pieces into their
+  // parent) so nothing leaks and no chain is left waiting.
+  void drop_slot(Slot* s) {
+    if (s->b && !s->submitted) {
+      blk::bio* b = s->b;
+      s->b = nullptr;
+      if (s->chained) {
+        blk::bio_endio(b);
+      } else {
+        b->bi_private = s;
+        b->bi_end_io = slot_end_io;
+        blk::bio_endio(b);
+      }
+    }
+  }
+  Slot* owned(int h) {
+    auto it = bios.find(h);
+    if (it == bios.end() || !it->second->b || it->second->submitted) return nullptr;
+    return it->second;
+  }
+  DiskSlot* disk(int h) {
+    auto it = disks.find(h);
+    return it == disks.end() ? nullptr : &it->second;
+  }
+
+  void hooks(DiskSlot& d) {
+    d.disk->on_account = [this, dev = d.dev](blk::bio* b, bool first) {
+      const std::string path = b->bi_blkg ? b->bi_blkg->blkcg->cgroup->path : "";
+      const int t = b->op == blk::bio_op::kDiscard ? 2 : b->op == blk::bio_op::kWrite ? 1 : 0;
+      model.account(path, dev, t, b->size, first);
+    };
+  }
+
+  // Drains a disk's device (latency) and the dispatch work, bounded.
+  void drain_device(blk::gendisk* disk) {
+    for (uint64_t i = 0; i < kMaxJiffiesPerOp; ++i) {
+      kern::run_pending_work();
+      bool busy;
+      {
+        kern::SpinIrqGuard g(disk->dev_lock);
+        busy = disk->inflight_first != nullptr;
+      }
+      if (!busy) return;
+      kern::advance_jiffies(1);
+    }
+  }
+
+  void release_disk(int h, DiskSlot& d) {
+    // Bios the scenario still owns on this disk complete first (they hold no disk
+    // reference in this model); the device is drained.
+    for (auto& [bh, s] : bios)
+      if (s->b && !s->submitted && s->disk == d.disk) drop_slot(s);
+    kern::run_pending_work();
+    drain_device(d.disk);
+    blk::disk_release(d.disk);
+    model.disk_released(d.dev);
+    disks.erase(h);
+  }
+
+  long check_errno(long got, long want, const char* what) {
+    ++stats.model_checks;
+    if (got != want && !(faults && got == -ENOMEM))
+      violation("model:result", std::string(what) + " returned " + std::to_string(got) +
+                                    ", the model predicts " + std::to_string(want));
+    return got;
+  }
+
+  bool removed_under(const std::string& path) const {
+    for (const std::string& r : removed)
+      if (path == "/" || r == path || (r.size() > path.size() && r.compare(0, path.size(), path) == 0 &&
+                                       r[path.size()] == '/'))
+        return true;
+    return false;
+  }
+
+  OpResult run(const Op& op);
+  void after_op();
+  void quiesce();
+};
+
+World::World() : p_(nullptr) {
+  kern::alloc_reset();
+  kern::lockdep_reset();
+  kern::timers_reset();
+  kern::set_hz(1000);
+  kern::clock_reset();
+  kern::fault_set({});
+  blk::testpol_reset();
+  p_ = std::make_unique<Impl>();
+}
+
+World::~World() {
+  quiesce();
+  p_.reset();  // the hierarchy goes: nothing of the scenario may be left
+  kern::alloc_check_no_leaks("the end of the scenario");
+  if (kern::nr_pending_timers() != 0)
+    kern::kreport(kern::ReportKind::kTimer, "timer-after-teardown",
+                  std::to_string(kern::nr_pending_timers()) + " timer(s) still pending");
+  if (kern::nr_pending_work() != 0)
+    kern::kreport(kern::ReportKind::kWork, "work-after-teardown",
+                  std::to_string(kern::nr_pending_work()) + " work item(s) still queued");
+}
+
+void World::quiesce() { p_->quiesce(); }
+const ExecStats& World::stats() const { return p_->stats; }
+
+OpResult World::exec(const Op& op, int index) {
+  p_->index = index;
+  OpResult r = p_->run(op);
+  ++p_->stats.ops;
+  // The expectation of the line.
+  const Expect& e = op.expect;
+  if (e.kind != Expect::kNone) {
+    ++p_->stats.expectations;
+    bool ok = true;
+    std::string want;
+    switch (e.kind) {
+      case Expect::kErrno:
+      case Expect::kValue:
+        ok = !r.is_text && r.value == e.value;
+        want = e.kind == Expect::kErrno ? "-" + std::string(errno_name(static_cast<int>(-e.value)) ?: std::to_string(-e.value).c_str()) : std::to_string(e.value);
+        break;
+      case Expect::kText:
+        ok = r.is_text && r.text == e.text;
+        want = quote(e.text);
+        break;
+      case Expect::kDone:
+      case Expect::kPending: {
+        auto it = p_->bios.find(op.a);
+        const bool done = it != p_->bios.end() && it->second->done;
+        ok = done == (e.kind == Expect::kDone);
+        want = e.kind == Expect::kDone ? "done" : "pending";
+        r.text = done ? "done" : "pending";
+        r.is_text = true;
+        break;
+      }
+      default: break;
+    }
+    if (!ok)
+      p_->violation("expect", op_to_text(op) + ": got " + r.str() + ", expected " + want);
+  }
+  p_->after_op();
+  return r;
+}
+
+void World::Impl::after_op() {
+  const kern::Task* t = kern::current();
+  if (t->nr_held != 0)
+    violation("lock-held-after-op", std::to_string(t->nr_held) + " lock(s) still held");
+  for (auto& [h, d] : disks)
+    if (d.state >= 1) oracle::throtl_check_structure(d.disk->queue);
+}
+
+OpResult World::Impl::run(const Op& op) {
+  OpResult r;
+  switch (op.kind) {
+    case OpKind::kMkdir: {
+      if (!canonical(op.path) || op.path == "/") {
+        r.value = op.path == "/" ? -EEXIST : -EINVAL;
+        break;
+      }
+      blk::cgroup* parent = h.lookup(parent_of(op.path));
+      const std::string name = op.path.substr(op.path.rfind('/') + 1);
+      blk::cgroup* out = nullptr;
+      r.value = parent ? h.mkdir(parent, name, &out) : -ENOENT;
+      check_errno(r.value, model.predict_mkdir(op.path), "mkdir");
+      if (r.value == 0) model.mkdir(op.path);
+      break;
+    }
+    case OpKind::kRmdir: {
+      blk::cgroup* cg = canonical(op.path) ? h.lookup(op.path) : nullptr;
+      if (op.path == "/") r.value = -EINVAL;
+      else r.value = cg ? h.rmdir(cg) : -ENOENT;
+      check_errno(r.value, canonical(op.path) ? model.predict_rmdir(op.path) : -ENOENT, "rmdir");
+      if (r.value == 0) {
+        model.rmdir(op.path);
+        removed.push_back(op.path);
+      }
+      break;
+    }
+    case OpKind::kAttach: {
+      if (!canonical(op.path)) {
+        r.value = -ENOENT;
+        break;
+      }
+      const std::string data = std::to_string(op.n) + "\n";
+      r.value = blk::cgroup_file_write(h, op.path == "/" ? "/cgroup.procs" : op.path + "/cgroup.procs", data);
+      if (r.value > 0) model.attach(static_cast<int>(op.n), op.path);
+      break;
+    }
+    case OpKind::kDiskAlloc: {
+      if (disks.count(op.a)) {
+        r.value = -EEXIST;
+        break;
+      }
+      if (disks.size() >= kMaxDisks) {
+        r.value = -ENOSPC;
+        break;
+      }
+      blk::gendisk* d = blk::alloc_disk(static_cast<int>(op.m), static_cast<int>(op.n), op.a + 1);
+      if (!d) {
+        r.value = -ENOMEM;
+        break;
+      }
+      d->max_io_bytes = op.max_io;
+      d->latency = std::min<uint64_t>(op.latency, 10000);
+      DiskSlot& s = disks[op.a];
+      s.disk = d;
+      s.dev = d->name;
+      hooks(s);
+      break;
+    }
+    case OpKind::kDiskAdd: {
+      DiskSlot* d = disk(op.a);
+      if (!d) r.value = -EBADF;
+      else if (d->state != 0) r.value = -EINVAL;
+      else if (model.disk_live(d->dev)) r.value = -EEXIST;  // one live disk per dev_t
+      else {
+        r.value = blk::add_disk(d->disk);
+        if (r.value == 0) {
+          d->state = 1;
+          model.disk_added(d->dev);
+        }
+      }
+      break;
+    }
+    case OpKind::kDiskDel: {
+      DiskSlot* d = disk(op.a);
+      if (!d) r.value = -EBADF;
+      else if (d->state != 1) r.value = -EINVAL;
+      else {
+        blk::del_gendisk(d->disk);
+        d->state = 2;
+        model.disk_deleted(d->dev);
+      }
+      break;
+    }
+    case OpKind::kDiskRelease: {
+      DiskSlot* d = disk(op.a);
+      if (!d) r.value = -EBADF;
+      else release_disk(op.a, *d);
+      break;
+    }
+    case OpKind::kPartition: {
+      DiskSlot* d = disk(op.a);
+      r.value = !d ? -EBADF : d->state != 1 || op.n == 0 || op.n > 255
+                                  ? -EINVAL
+                                  : blk::add_partition(d->disk, static_cast<int>(op.n));
+      break;
+    }
+    case OpKind::kWrite: {
+      std::string dir, file;
+      split_file(op.path, &dir, &file);
+      r.value = blk::cgroup_file_write(h, op.path, op.data);
+      if (file == "io.max" && canonical(dir) && model.cgroup_exists(dir) && dir != "/") {
+        const long want = model.predict_iomax_write(dir, op.data);
+        check_errno(r.value, want, "io.max write");
+        if (r.value > 0) model.iomax_written(dir, op.data);
+      }
+      if (file == "cgroup.procs" && r.value > 0 && canonical(dir)) {
+        char* end = nullptr;
+        const unsigned long pid = strtoul(op.data.c_str(), &end, 10);
+        model.attach(static_cast<int>(pid), dir);
+      }
+      break;
+    }
+    case OpKind::kRead: {
+      std::string dir, file;
+      split_file(op.path, &dir, &file);
+      std::string out;
+      const int rc = blk::cgroup_file_read(h, op.path, &out);
+      if (rc < 0) {
+        r.value = rc;
+        break;
+      }
+      r.is_text = true;
+      r.text = out;
+      if (canonical(dir) && model.cgroup_exists(dir)) {
+        std::string bad;
+        if (file == "io.max" && dir != "/") bad = model.check_iomax_read(dir, out);
+        if (file == "io.stat" && (dir == "/" || !removed_under(dir)))
+          bad = model.check_iostat_read(dir, out);
+        ++stats.model_checks;
+        if (!bad.empty()) violation("model:read", bad);
+      }
+      break;
+    }
+    case OpKind::kBio: {
+      DiskSlot* d = disk(op.b);
+      if (!d) {
+        r.value = -EBADF;
+        break;
+      }
+      if (op.n > kMaxBioSize || (bios.size() >= kMaxBios && !bios.count(op.a))) {
+        r.value = -EINVAL;
+        break;
+      }
+      unsigned opf = 0;
+      if (op.flags & kFlagMeta) opf |= blk::REQ_META;
+      if (op.flags & kFlagSwap) opf |= blk::REQ_SWAP;
+      if (op.flags & kFlagSync) opf |= blk::REQ_SYNC;
+      if (op.flags & kFlagPunt) opf |= blk::REQ_CGROUP_PUNT;
+      blk::bio* b = blk::bio_alloc(d->disk, static_cast<blk::bio_op>(op.bio_op), op.n, opf,
+                                   kern::GFP_NOIO);
+      if (!b) {
+        r.value = -ENOMEM;
+        break;
+      }
+      Slot* s = new_slot(op.a);
+      s->b = b;
+      s->disk = d->disk;
+      b->bi_end_io = slot_end_io;
+      b->bi_private = s;
+      break;
+    }
+    case OpKind::kAssoc: {
+      Slot* s = owned(op.a);
+      if (!s) {
+        r.value = -EBADF;
+        break;
+      }
+      blk::blkcg* css = canonical(op.path) ? h.get_io_css(op.path) : nullptr;
+      if (!css) {
+        r.value = -ENOENT;
+        break;
+      }
+      // A blocking association from atomic context is a caller bug the language does not
+      // express: ctx=atomic and ctx=softirq associate with nowait.
+      bool ok = false;
+      if (op.ctx == Ctx::kProcess) {
+        ok = blk::bio_associate_blkg_from_css(s->b, css, op.nowait);
+      } else if (op.ctx == Ctx::kAtomic) {
+        kern::preempt_disable();
+        ok = blk::bio_associate_blkg_from_css(s->b, css, true);
+        kern::preempt_enable();
+      } else {
+        kern::run_in_irq(kern::current()->cpu, /*hard=*/false,
+                         [&] { ok = blk::bio_associate_blkg_from_css(s->b, css, true); });
+      }
+      blk::css_put(css);
+      r.value = ok ? 0 : -EAGAIN;
+      break;
+    }
+    case OpKind::kClone: {
+      Slot* src = owned(op.b);
+      if (!src) {
+        r.value = -EBADF;
+        break;
+      }
+      blk::bio* b = blk::bio_alloc(src->b->disk, src->b->op, src->b->size, src->b->opf, kern::GFP_NOIO);
+      if (!b) {
+        r.value = -ENOMEM;
+        break;
+      }
+      const bool ok = blk::bio_clone_blkg_association(b, src->b, op.nowait);
+      Slot* s = new_slot(op.a);
+      s->b = b;
+      s->disk = src->disk;
+      b->bi_end_io = slot_end_io;
+      b->bi_private = s;
+      r.value = ok ? 0 : -EAGAIN;
+      break;
+    }
+    case OpKind::kSplit: {
+      Slot* src = owned(op.b);
+      if (!src || op.a == op.b) {
+        r.value = -EBADF;
+        break;
+      }
+      if (op.n == 0 || op.n >= src->b->size) {
+        r.value = -EINVAL;
+        break;
+      }
+      blk::bio* piece = blk::bio_split(src->b, op.n, kern::GFP_NOIO);
+      if (!piece) {
+        r.value = -ENOMEM;
+        break;
+      }
+      Slot* s = new_slot(op.a);
+      s->b = piece;
+      s->disk = src->disk;
+      s->chained = true;
+      break;
+    }
+    case OpKind::kSubmit: {
+      Slot* s = owned(op.a);
+      if (!s) {
+        r.value = -EBADF;
+        break;
+      }
+      blk::bio* b = s->b;
+      s->submitted = true;
+      if (s->chained) s->b = nullptr;  // its completion is its parent's business
+      blk::submit_bio(b);
+      break;
+    }
+    case OpKind::kComplete: {
+      Slot* s = owned(op.a);
+      if (!s) {
+        r.value = -EBADF;
+        break;
+      }
+      blk::bio* b = s->b;
+      s->submitted = true;
+      if (s->chained) s->b = nullptr;
+      b->status = -static_cast<int>(op.n);
+      blk::bio_endio(b);
+      break;
+    }
+    case OpKind::kWait: {
+      auto it = bios.find(op.a);
+      if (it == bios.end() || it->second->chained) {
+        r.value = -EBADF;
+        break;
+      }
+      Slot* s = it->second;
+      const uint64_t max = std::min<uint64_t>(op.n ? op.n : 100000, kMaxJiffiesPerOp);
+      for (uint64_t i = 0; i < max && s->submitted && !s->done; ++i) {
+        if (kern::run_pending_work() == 0) kern::advance_jiffies(1);
+      }
+      r.value = s->done ? s->status : -EAGAIN;
+      break;
+    }
+    case OpKind::kFlush: {
+      blk::cgroup* cg = canonical(op.path) ? h.lookup(op.path) : nullptr;
+      if (!cg) r.value = -ENOENT;
+      else blk::cgroup_rstat_flush(h, cg);
+      break;
+    }
+    case OpKind::kPolRegister:
+      if (testpol_registered) r.value = -EEXIST;
+      else if ((r.value = blk::blkcg_policy_register(blk::testpol())) == 0) testpol_registered = true;
+      break;
+    case OpKind::kPolUnregister: {
+      bool active = false;
+      for (auto& [dh, d] : disks)
+        if (testpol_registered && blk::blkcg_policy_enabled(d.disk->queue, blk::testpol())) active = true;
+      if (!testpol_registered) r.value = -ENOENT;
+      else if (active) r.value = -EBUSY;
+      else {
+        blk::blkcg_policy_unregister(blk::testpol());
+        testpol_registered = false;
+      }
+      break;
+    }
+    case OpKind::kPolActivate:
+    case OpKind::kPolDeactivate: {
+      DiskSlot* d = disk(op.a);
+      if (!d) r.value = -EBADF;
+      else if (!testpol_registered || d->state != 1) r.value = -EINVAL;
+      else if (op.kind == OpKind::kPolActivate) r.value = blk::blkcg_activate_policy(d->disk->queue, blk::testpol());
+      else blk::blkcg_deactivate_policy(d->disk->queue, blk::testpol());
+      break;
+    }
+    case OpKind::kAdvance: kern::advance_jiffies(std::min(op.n, kMaxJiffiesPerOp)); break;
+    case OpKind::kRun: r.value = kern::run_pending_work(); break;
+    case OpKind::kFaultNth: {
+      kern::FaultConfig c;
+      c.fail_nth = op.n;
+      kern::fault_set(c);
+      faults = op.n != 0;
+      break;
+    }
+    case OpKind::kFaultSite: {
+      kern::FaultConfig c;
+      c.fail_site = op.data;
+      c.fail_site_nth = op.m;
+      kern::fault_set(c);
+      faults = true;
+      break;
+    }
+    case OpKind::kFaultProb: {
+      kern::FaultConfig c;
+      c.permille = static_cast<unsigned>(op.n);
+      c.seed = op.m;
+      kern::fault_set(c);
+      faults = op.n != 0;
+      break;
+    }
+    case OpKind::kFaultOff:
+      kern::fault_set({});
+      faults = false;
+      break;
+    default: break;
+  }
+  return r;
+}
+
+void World::Impl::quiesce() {
+  if (quiesced) return;
+  quiesced = true;
+  index = -1;
+  kern::fault_set({});
+  faults = false;
+  // 1. Every live disk deleted: throttled bios fail now; devices drained.
+  for (auto& [dh, d] : disks)
+    if (d.state == 1) {
+      blk::del_gendisk(d.disk);
+      d.state = 2;
+      model.disk_deleted(d.dev);
+    }
+  kern::run_pending_work();
+  for (auto& [dh, d] : disks) drain_device(d.disk);
+  // 2. Every bio the scenario still owns completes; submitted ones must have.
+  for (auto& [bh, s] : bios) drop_slot(s);
+  kern::run_pending_work();
+  for (auto& [bh, s] : bios)
+    if (s->submitted && !s->chained && !s->done)
+      violation("bio-never-completed", "b" + std::to_string(bh) + " was submitted and never completed");
+  h.flush_frees();
+  // 3. Stats conservation: every live cgroup's io.stat against the model (the blkgs of
+  // removed cgroups are released by now, so their counts are in their parents).
+  for (const std::string& path : model.live_paths()) {
+    blk::cgroup* cg = h.lookup(path);
+    if (!cg) {
+      violation("model:tree", "cgroup " + path + " is alive in the model, not in the hierarchy");
+      continue;
+    }
+    const std::string bad = model.check_iostat_read(path, blk::blkcg_print_stat(h, cg));
+    ++stats.model_checks;
+    if (!bad.empty()) violation("model:quiesce", bad);
+  }
+  // 4. Teardown: disks released, tasks back to the root, cgroups removed deepest first.
+  while (!disks.empty()) release_disk(disks.begin()->first, disks.begin()->second);
+  if (testpol_registered) {
+    blk::blkcg_policy_unregister(blk::testpol());
+    testpol_registered = false;
+  }
+  for (const auto& [pid, path] : model.procs()) h.attach_task(h.root(), pid);
+  std::vector<std::string> paths = model.live_paths();  // sorted: parents before children
+  for (auto it = paths.rbegin(); it != paths.rend(); ++it) {
+    if (*it == "/") continue;
+    blk::cgroup* cg = h.lookup(*it);
+    if (cg && h.rmdir(cg) != 0) violation("teardown", "rmdir " + *it + " failed");
+  }
+  h.flush_frees();
+  kern::run_pending_work();
+}
+
+ExecStats run_scenario(const Scenario& s) {
+  World w;
+  for (size_t i = 0; i < s.ops.size(); ++i) w.exec(s.ops[i], static_cast<int>(i));
+  w.quiesce();
+  return w.stats();
+}
+
+}  // namespace scenario

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+// The text form of a scenario (FORMAT.md): one operation per line, optional task tag
+// "T2:", "#" comments, quoted strings with C escapes, "=> RESULT" expectations.
+//
+// parse_text never throws and never crashes on any input: it returns the scenario, or the
+// first error with the file name, the 1-based line and the reason. to_text prints a
+// scenario so that parse_text(to_text(s)) == s.
+#pragma once
+
+#include <string>
+
+#include "impl/scenario/op.h"
+
+namespace scenario {
+
+struct ParseError {
+  std::string file;
+  int line = 0;
+  std::string reason;
+  std::string str() const { return file + ":" + std::to_string(line) + ": " + reason; }
+};
+
+// Returns true and fills *out, or false and fills *err.
+bool parse_text(const std::string& text, const std::string& file, Scenario* out, ParseError* err);
+std::string to_text(const Scenario& s);
+std::string op_to_text(const Op& op);
+// A string as the text form quotes it.
+std::string quote(const std::string& s);
+
+}  // namespace scenario
