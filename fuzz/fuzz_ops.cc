@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+// fuzz_ops: operation sequences (the binary form of impl/scenario, FORMAT.md) run in a
+// fresh world per input, one task, with the oracle after every operation and the deep
+// checks and full teardown at the end. Fault injection is part of the input (fault_*
+// operations). Any oracle violation, sanitizer error or lockdep report is a crash whose
+// report signature is stable; `tools/blkcg-torture decode` prints the input as text.
+// Expectations inside an input are ignored (random ones are noise; the oracle decides).
+#include <cstddef>
+#include <cstdint>
+
+#include "impl/kern/report.h"
+#include "impl/scenario/binary.h"
+#include "impl/scenario/exec.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const bool init = [] {
+    kern::set_report_mode(kern::ReportMode::kAbort);
+    return true;
+  }();
+  (void)init;
+  scenario::Scenario s = scenario::decode_binary(data, size);
+  scenario::strip_expectations(&s);
+  scenario::run_scenario(s);
+  return 0;
+}

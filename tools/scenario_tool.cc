@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+// The C++ half of tools/blkcg-torture (which builds and calls it):
+//
+//   scenario_tool run [--busted=FLAG] FILE...   replay text or binary scenarios; reports are
+//                                               printed ("!!!") and counted; exit 1 if any
+//   scenario_tool decode FILE                   binary -> text, on stdout
+//   scenario_tool encode FILE [OUT]             text -> binary (default OUT: stdout)
+//   scenario_tool hash FILE                     the content-hash name of a file
+//   scenario_tool minimize [--busted=FLAG] [--time=S] FILE [OUT]
+//                                               delta debugging over operations, keeping the
+//                                               crash signature; writes the text (OUT or
+//                                               stdout) and prints the signature
+//
+// A file is binary when its first byte is the format version (1), text otherwise. Text
+// runs with its expectations checked; binary inputs, like the fuzzer's, without.
+// Minimizing runs each candidate in a child process (fork), so sanitizer aborts are
+// compared too: the signature is the first report's "KIND signature", or a sanitizer's
+// SUMMARY line.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "impl/block/busted.h"
+#include "impl/kern/report.h"
+#include "impl/scenario/binary.h"
+#include "impl/scenario/exec.h"
+#include "impl/scenario/text.h"
+
+namespace {
+
+using scenario::Scenario;
+
+bool read_file(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return true;
+}
+
+// Loads text or binary; false (with the reason on stderr) if text does not parse.
+bool load(const std::string& path, Scenario* s, bool* is_text) {
+  std::string bytes;
+  if (!read_file(path, &bytes)) {
+    std::fprintf(stderr, "%s: cannot read\n", path.c_str());
+    return false;
+  }
+  *is_text = bytes.empty() || static_cast<uint8_t>(bytes[0]) != scenario::kBinaryVersion;
+  if (!*is_text) {
+    *s = scenario::decode_binary(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    scenario::strip_expectations(s);
+    return true;
+  }
+  scenario::ParseError err;
+  if (!scenario::parse_text(bytes, path, s, &err)) {
+    std::fprintf(stderr, "%s\n", err.str().c_str());
+    return false;
+  }
+  return true;
+}
+
+bool set_busted(const std::string& name) {
+  blk::busted_flags& b = blk::busted();
+  const struct {
+    const char* n;
+    std::atomic<bool>* f;
+  } flags[] = {{"reset_wipes_set", &b.reset_wipes_set},
+               {"flush_lock_irqs_on", &b.flush_lock_irqs_on},
+               {"no_parent_requeue", &b.no_parent_requeue},
+               {"lqueued_after_add", &b.lqueued_after_add},
+               {"throtl_trim_no_slack", &b.throtl_trim_no_slack},
+               {"throtl_no_carryover", &b.throtl_no_carryover},
+               {"throtl_split_charges_bps", &b.throtl_split_charges_bps},
+               {"throtl_split_no_iops", &b.throtl_split_no_iops},
+               {"throtl_single_queue", &b.throtl_single_queue},
+               {"throtl_meta_fifo", &b.throtl_meta_fifo},
+               {"throtl_flush_own_timer", &b.throtl_flush_own_timer},
+               {"throtl_exit_checks_bit", &b.throtl_exit_checks_bit},
+               {"throtl_parent_skips_bps", &b.throtl_parent_skips_bps},
+               {"throtl_v1_stats_only_with_rules", &b.throtl_v1_stats_only_with_rules},
+               {"throtl_exit_skips_tg_timers", &b.throtl_exit_skips_tg_timers}};
+  for (const auto& f : flags)
+    if (name == f.n) {
+      f.f->store(true);
+      return true;
+    }
+  std::fprintf(stderr, "unknown busted flag '%s'\n", name.c_str());
+  return false;
+}
+
+// Runs `s` in a child with reports aborting; returns the crash signature ("" if none).
+std::string signature_of(const Scenario& s) {
+  int fds[2];
+  if (pipe(fds) != 0) return "";
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    kern::set_report_mode(kern::ReportMode::kAbort);
+    scenario::run_scenario(s);
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string err;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) err.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  // "==== blkcg-torture report: KIND ====" then "signature: SIG"
+  const size_t r = err.find("==== blkcg-torture report: ");
+  const size_t sg = err.find("signature: ", r == std::string::npos ? 0 : r);
+  if (r != std::string::npos && sg != std::string::npos) {
+    const size_t k0 = r + std::strlen("==== blkcg-torture report: ");
+    const std::string kind = err.substr(k0, err.find(' ', k0) - k0);
+    const size_t e = err.find('\n', sg);
+    return kind + " " + err.substr(sg + 11, e - sg - 11);
+  }
+  const size_t sum = err.find("SUMMARY: ");
+  if (sum != std::string::npos) return err.substr(sum, err.find('\n', sum) - sum);
+  return "crash (status " + std::to_string(status) + ")";
+}
+
+int cmd_run(const std::vector<std::string>& files) {
+  kern::set_report_mode(kern::ReportMode::kCount);
+  const uint64_t before = kern::report_count();
+  for (const std::string& f : files) {
+    Scenario s;
+    bool text;
+    if (!load(f, &s, &text)) return 2;
+    const scenario::ExecStats st = scenario::run_scenario(s);
+    std::fprintf(stderr, "%s: %zu ops, %zu expectations, %zu model checks\n", f.c_str(), st.ops,
+                 st.expectations, st.model_checks);
+  }
+  const uint64_t reports = kern::report_count() - before;
+  std::fprintf(stderr, "%llu report(s)\n", static_cast<unsigned long long>(reports));
+  return reports ? 1 : 0;
+}
+
+int cmd_minimize(const std::string& file, const std::string& out, double seconds) {
+  Scenario s;
+  bool text;
+  if (!load(file, &s, &text)) return 2;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const std::string sig = signature_of(s);
+  if (sig.empty()) {
+    std::fprintf(stderr, "%s: does not crash; nothing to minimize\n", file.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "signature: %s (%zu ops)\n", sig.c_str(), s.ops.size());
+  // ddmin: remove chunks of shrinking size while the signature holds.
+  size_t chunk = s.ops.size() / 2;
+  while (chunk >= 1 && elapsed() < seconds) {
+    bool progress = false;
+    for (size_t start = 0; start < s.ops.size() && elapsed() < seconds;) {
+      Scenario c = s;
+      const size_t end = std::min(start + chunk, c.ops.size());
+      c.ops.erase(c.ops.begin() + static_cast<long>(start), c.ops.begin() + static_cast<long>(end));
+      if (signature_of(c) == sig) {
+        s = std::move(c);
+        progress = true;
+      } else {
+        start += chunk;
+      }
+    }
+    if (!progress) chunk /= 2;
+  }
+  const std::string t = scenario::to_text(s);
+  std::fprintf(stderr, "minimized to %zu ops in %.1f s; signature: %s\n", s.ops.size(), elapsed(),
+               sig.c_str());
+  if (out.empty()) {
+    std::fputs(t.c_str(), stdout);
+  } else {
+    std::ofstream o(out, std::ios::binary);
+    o << "# minimized from " << file << "\n# signature: " << sig << "\n" << t;
+  }
+  return 0;
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: scenario_tool run [--busted=FLAG] FILE... | decode FILE | encode FILE "
+               "[OUT] | hash FILE | minimize [--busted=FLAG] [--time=S] FILE [OUT]\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) return usage();
+  const std::string cmd = argv[1];
+  std::vector<std::string> args;
+  double seconds = 60;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--busted=", 0) == 0) {
+      if (!set_busted(a.substr(9))) return 2;
+    } else if (a.rfind("--time=", 0) == 0) {
+      seconds = std::atof(a.c_str() + 7);
+    } else {
+      args.push_back(a);
+    }
+  }
+  if (args.empty()) return usage();
+  if (cmd == "run") return cmd_run(args);
+  if (cmd == "minimize") return cmd_minimize(args[0], args.size() > 1 ? args[1] : "", seconds);
+  Scenario s;
+  bool text;
+  if (cmd == "decode" || cmd == "encode") {
+    if (!load(args[0], &s, &text)) return 2;
+    if (cmd == "decode") {
+      std::fputs(scenario::to_text(s).c_str(), stdout);
+      return 0;
+    }
+    const std::vector<uint8_t> bin = scenario::encode_binary(s);
+    if (args.size() > 1) {
+      std::ofstream o(args[1], std::ios::binary);
+      o.write(reinterpret_cast<const char*>(bin.data()), static_cast<long>(bin.size()));
+    } else {
+      std::fwrite(bin.data(), 1, bin.size(), stdout);
+    }
+    return 0;
+  }
+  if (cmd == "hash") {
+    std::string bytes;
+    if (!read_file(args[0], &bytes)) return 2;
+    std::printf("%016llx\n", static_cast<unsigned long long>(fnv1a(bytes)));
+    return 0;
+  }
+  return usage();
+}
