@@ -66,31 +66,11 @@ bool load(const std::string& path, Scenario* s, bool* is_text) {
 }
 
 bool set_busted(const std::string& name) {
-  blk::busted_flags& b = blk::busted();
-  const struct {
-    const char* n;
-    std::atomic<bool>* f;
-  } flags[] = {{"reset_wipes_set", &b.reset_wipes_set},
-               {"flush_lock_irqs_on", &b.flush_lock_irqs_on},
-               {"no_parent_requeue", &b.no_parent_requeue},
-               {"lqueued_after_add", &b.lqueued_after_add},
-               {"throtl_trim_no_slack", &b.throtl_trim_no_slack},
-               {"throtl_no_carryover", &b.throtl_no_carryover},
-               {"throtl_split_charges_bps", &b.throtl_split_charges_bps},
-               {"throtl_split_no_iops", &b.throtl_split_no_iops},
-               {"throtl_single_queue", &b.throtl_single_queue},
-               {"throtl_meta_fifo", &b.throtl_meta_fifo},
-               {"throtl_flush_own_timer", &b.throtl_flush_own_timer},
-               {"throtl_exit_checks_bit", &b.throtl_exit_checks_bit},
-               {"throtl_parent_skips_bps", &b.throtl_parent_skips_bps},
-               {"throtl_v1_stats_only_with_rules", &b.throtl_v1_stats_only_with_rules},
-               {"throtl_exit_skips_tg_timers", &b.throtl_exit_skips_tg_timers}};
-  for (const auto& f : flags)
-    if (name == f.n) {
-      f.f->store(true);
-      return true;
-    }
-  std::fprintf(stderr, "unknown busted flag '%s'\n", name.c_str());
+  if (std::atomic<bool>* f = blk::busted().by_name(name)) {
+    f->store(true);
+    return true;
+  }
+  std::fprintf(stderr, "unknown busted flag '%s' (see impl/block/busted.h)\n", name.c_str());
   return false;
 }
 

@@ -4,6 +4,9 @@
 #include <cerrno>
 
 #include "impl/block/blkg.h"
+#include "impl/block/busted.h"
+#include "impl/kern/rcu.h"
+#include "impl/kern/workqueue.h"
 #include "impl/kern/report.h"
 
 namespace blk {
@@ -94,6 +97,19 @@ int blkcg_policy_register(blkcg_policy* pol) {
 }
 
 void blkcg_policy_unregister(blkcg_policy* pol) {
+  kern::might_sleep("blkcg_policy_unregister");
+  // blkgs destroyed with this policy's pds (a released disk clears the policy bits, so no
+  // deactivation frees them) are freed later by their release chain: RCU callback, then
+  // the free work, which calls the policy's pd_free_fn through the slot. Wait for those
+  // before the slot goes. The kernel's unregister does not wait (fuzz_ops found the
+  // window: a policy unregistered between a disk's release and its blkgs' frees leaves
+  // the free work a NULL slot); busted().unregister_no_wait keeps that behaviour.
+  if (!busted().unregister_no_wait.load(std::memory_order_relaxed)) {
+    do {  // a free puts its parent, whose release may queue another round
+      kern::rcu_barrier();
+      kern::flush_workqueue(kern::system_wq());
+    } while (kern::rcu_pending_callbacks() != 0);
+  }
   kern::MutexGuard reg(blkcg_pol_register_mutex());
   kern::MutexGuard g(blkcg_pol_mutex_ref());
   if (WARN_ON(pol->plid < 0 || policies[pol->plid] != pol)) return;

@@ -16,6 +16,9 @@
 //                       node in between clears lqueued first, the late set strands the
 //                       set off-list for good; caught by conservation under controlled
 //                       schedules (stat_race_test).
+//   unregister_no_wait  blkcg_policy_unregister clears the slot with blkg frees still
+//                       pending (mainline as read): the free work finds no policy for a
+//                       pd it must free (the kernel dereferences NULL; here a WARN).
 // blk-throttle (each caught by the throtl conformance scenario named):
 //   throtl_trim_no_slack      trim discards the slice it should keep (before 29cb95593430):
 //                             the rate falls below the limit at HZ=100 (throtl/001).
@@ -47,6 +50,7 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 namespace blk {
 
@@ -55,6 +59,7 @@ struct busted_flags {
   std::atomic<bool> flush_lock_irqs_on{false};
   std::atomic<bool> no_parent_requeue{false};
   std::atomic<bool> lqueued_after_add{false};
+  std::atomic<bool> unregister_no_wait{false};
   std::atomic<bool> throtl_trim_no_slack{false};
   std::atomic<bool> throtl_no_carryover{false};
   std::atomic<bool> throtl_split_charges_bps{false};
@@ -66,6 +71,33 @@ struct busted_flags {
   std::atomic<bool> throtl_parent_skips_bps{false};
   std::atomic<bool> throtl_v1_stats_only_with_rules{false};
   std::atomic<bool> throtl_exit_skips_tg_timers{false};
+  // Each flag by name (tools and scenario runs plant a bug with --busted=NAME).
+  std::atomic<bool>* by_name(const std::string& name) {
+    const struct {
+      const char* name;
+      std::atomic<bool>* flag;
+    } table[] = {
+        {"reset_wipes_set", &reset_wipes_set},
+        {"flush_lock_irqs_on", &flush_lock_irqs_on},
+        {"no_parent_requeue", &no_parent_requeue},
+        {"lqueued_after_add", &lqueued_after_add},
+        {"throtl_trim_no_slack", &throtl_trim_no_slack},
+        {"throtl_no_carryover", &throtl_no_carryover},
+        {"throtl_split_charges_bps", &throtl_split_charges_bps},
+        {"throtl_split_no_iops", &throtl_split_no_iops},
+        {"throtl_single_queue", &throtl_single_queue},
+        {"throtl_meta_fifo", &throtl_meta_fifo},
+        {"throtl_flush_own_timer", &throtl_flush_own_timer},
+        {"throtl_exit_checks_bit", &throtl_exit_checks_bit},
+        {"throtl_parent_skips_bps", &throtl_parent_skips_bps},
+        {"throtl_v1_stats_only_with_rules", &throtl_v1_stats_only_with_rules},
+        {"throtl_exit_skips_tg_timers", &throtl_exit_skips_tg_timers},
+        {"unregister_no_wait", &unregister_no_wait},
+    };
+    for (const auto& t : table)
+      if (name == t.name) return t.flag;
+    return nullptr;
+  }
   // Every flag off again.
   void reset() {
     for (std::atomic<bool>* f :
@@ -73,7 +105,8 @@ struct busted_flags {
           &throtl_trim_no_slack, &throtl_no_carryover, &throtl_split_charges_bps,
           &throtl_split_no_iops, &throtl_single_queue, &throtl_meta_fifo,
           &throtl_flush_own_timer, &throtl_exit_checks_bit, &throtl_parent_skips_bps,
-          &throtl_v1_stats_only_with_rules, &throtl_exit_skips_tg_timers})
+          &throtl_v1_stats_only_with_rules, &throtl_exit_skips_tg_timers,
+          &unregister_no_wait})
       f->store(false, std::memory_order_relaxed);
   }
 };

@@ -173,6 +173,15 @@ std::atomic<uint64_t> lateness{0};
 
 void set_timer_lateness(uint64_t j) { lateness.store(j, std::memory_order_relaxed); }
 
+bool timer_next_expiry(uint64_t* when) {
+  Base& b = base();
+  const irqflags_t f = b.lock.lock_irqsave();
+  const bool any = !b.queue.empty();
+  if (any) *when = std::get<0>(*b.queue.begin()) + lateness.load(std::memory_order_relaxed);
+  b.lock.unlock_irqrestore(f);
+  return any;
+}
+
 bool timer_fire_one(uint64_t until) {
   Base& b = base();
   const uint64_t late = lateness.load(std::memory_order_relaxed);

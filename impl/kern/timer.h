@@ -57,6 +57,9 @@ uint64_t timer_ignored_rearms();
 // Fires at most one due timer (expiry <= `until`); used by advance_jiffies. Returns false
 // when nothing was due.
 bool timer_fire_one(uint64_t until);
+// When the earliest pending timer fires (its expiry plus any injected lateness); false if
+// none is pending. Lets a driver of virtual time jump to the next event. Any context.
+bool timer_next_expiry(uint64_t* when);
 // Fault injection: every timer fires `j` jiffies after its expiry (softirq delay, a busy
 // CPU). 0 (the default) fires on time. Set while no timer runs; timers_reset clears it.
 void set_timer_lateness(uint64_t j);

@@ -121,10 +121,26 @@ int Model::predict_rmdir(const std::string& path) const {
   return 0;
 }
 
-void Model::mkdir(const std::string& path) { alive_.insert(path); }
+void Model::mkdir(const std::string& path, int id) {
+  alive_.insert(path);
+  const std::string parent = parent_of(path);
+  parent_id_[id] = parent == "/" ? root_id_ : id_of_path_[parent];
+  id_of_path_[path] = id;
+}
+
+bool Model::below(int id, int ancestor) const {
+  for (int guard = 0; guard < 100000; ++guard) {
+    if (id == ancestor) return true;
+    auto it = parent_id_.find(id);
+    if (it == parent_id_.end()) return false;
+    id = it->second;
+  }
+  return false;
+}
 
 void Model::rmdir(const std::string& path) {
   alive_.erase(path);
+  id_of_path_.erase(path);
   for (auto it = limits_.begin(); it != limits_.end();)
     it = it->first.first == path ? limits_.erase(it) : std::next(it);
 }
@@ -181,9 +197,8 @@ std::string Model::check_iomax_read(const std::string& path, const std::string& 
   return "io.max of " + path + ": model has {" + w + "}, implementation printed {" + g + "}";
 }
 
-void Model::account(const std::string& path, const std::string& dev, int type, uint64_t bytes,
-                    bool first_piece) {
-  Counters& c = stats_[{path, dev}];
+void Model::account(int id, const std::string& dev, int type, uint64_t bytes, bool first_piece) {
+  Counters& c = stats_[{id, dev}];
   if (first_piece) c.bytes[type] += bytes;
   c.ios[type] += 1;
 }
@@ -198,9 +213,10 @@ std::string Model::check_iostat_read(const std::string& path, const std::string&
     const std::string dev = line.substr(0, sp);
     if (!seen.insert(dev).second) return "io.stat of " + path + ": device " + dev + " twice";
     Counters want;
+    const auto self = id_of_path_.find(path);
     for (const auto& [key, c] : stats_) {
       if (key.second != dev) continue;
-      if (path != "/" && (key.first.empty() || !in_subtree(key.first, path))) continue;
+      if (path != "/" && (self == id_of_path_.end() || !below(key.first, self->second))) continue;
       for (int t = 0; t < 3; ++t) {
         want.bytes[t] += c.bytes[t];
         want.ios[t] += c.ios[t];

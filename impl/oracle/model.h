@@ -11,7 +11,9 @@
 //   io.stat: counters per (cgroup, disk) of every bio accounted (blk_cgroup_bio_start:
 //     bytes once per original bio, one IO per piece), kept for removed cgroups too. A
 //     cgroup's line must show the sum over its whole subtree, removed children included
-//     (stats conservation up the hierarchy); the root's line is the disk's total.
+//     (stats conservation up the hierarchy); the root's line is the disk's total. Cgroups
+//     are identified by their id, not their path: a path removed and made again is a new
+//     cgroup that starts from zero.
 //
 // Every check returns "" or a description of the first difference.
 #pragma once
@@ -45,7 +47,9 @@ class Model {
   // Cgroup tree. Each predicts the errno (0 or negative) of the operation.
   int predict_mkdir(const std::string& path) const;
   int predict_rmdir(const std::string& path) const;
-  void mkdir(const std::string& path);
+  // id: the implementation's cgroup id (unique for the hierarchy's lifetime).
+  void mkdir(const std::string& path, int id);
+  void set_root_id(int id) { root_id_ = id; }
   void rmdir(const std::string& path);
   void attach(int pid, const std::string& path);
   bool cgroup_exists(const std::string& path) const { return alive_.count(path) != 0; }
@@ -65,9 +69,8 @@ class Model {
   void iomax_written(const std::string& path, const std::string& data);
   std::string check_iomax_read(const std::string& path, const std::string& text) const;
 
-  // io.stat: one accounted bio piece.
-  void account(const std::string& path, const std::string& dev, int type, uint64_t bytes,
-               bool first_piece);
+  // io.stat: one accounted bio piece of the cgroup with this id (-1: no blkg).
+  void account(int id, const std::string& dev, int type, uint64_t bytes, bool first_piece);
   std::string check_iostat_read(const std::string& path, const std::string& text) const;
 
  private:
@@ -78,7 +81,11 @@ class Model {
   std::map<int, std::string> procs_;
   std::map<std::string, int> disk_state_;  // 1 live, 2 deleted (released: erased)
   std::map<std::pair<std::string, std::string>, std::vector<uint64_t>> limits_;
-  std::map<std::pair<std::string, std::string>, Counters> stats_;
+  std::map<std::pair<int, std::string>, Counters> stats_;  // (cgroup id, dev)
+  std::map<std::string, int> id_of_path_;                  // live cgroups
+  std::map<int, int> parent_id_;                           // every cgroup ever made
+  int root_id_ = 0;
+  bool below(int id, int ancestor) const;
 };
 
 }  // namespace oracle

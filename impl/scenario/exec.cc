@@ -141,24 +141,37 @@ struct World::Impl {
 
   void hooks(DiskSlot& d) {
     d.disk->on_account = [this, dev = d.dev](blk::bio* b, bool first) {
-      const std::string path = b->bi_blkg ? b->bi_blkg->blkcg->cgroup->path : "";
+      const int id = b->bi_blkg ? b->bi_blkg->blkcg->cgroup->id : -1;
       const int t = b->op == blk::bio_op::kDiscard ? 2 : b->op == blk::bio_op::kWrite ? 1 : 0;
-      model.account(path, dev, t, b->size, first);
+      model.account(id, dev, t, b->size, first);
     };
+  }
+
+  // Moves time on until `done()` or `limit` jiffies passed: runs queued work first, then
+  // jumps to the next timer (nothing else can change the world meanwhile). False when it
+  // stopped without `done()`.
+  template <typename Done>
+  bool progress_until(Done done, uint64_t limit) {
+    const uint64_t end = kern::jiffies() + limit;
+    for (;;) {
+      if (done()) return true;
+      if (kern::run_pending_work() > 0) continue;
+      uint64_t next;
+      if (!kern::timer_next_expiry(&next) || kern::time_after_eq(kern::jiffies(), end))
+        return done();
+      if (kern::time_after(next, end)) next = end;
+      kern::advance_jiffies(kern::time_after(next, kern::jiffies()) ? next - kern::jiffies() : 0);
+    }
   }
 
   // Drains a disk's device (latency) and the dispatch work, bounded.
   void drain_device(blk::gendisk* disk) {
-    for (uint64_t i = 0; i < kMaxJiffiesPerOp; ++i) {
-      kern::run_pending_work();
-      bool busy;
-      {
-        kern::SpinIrqGuard g(disk->dev_lock);
-        busy = disk->inflight_first != nullptr;
-      }
-      if (!busy) return;
-      kern::advance_jiffies(1);
-    }
+    progress_until(
+        [disk] {
+          kern::SpinIrqGuard g(disk->dev_lock);
+          return disk->inflight_first == nullptr && kern::nr_pending_work() == 0;
+        },
+        kMaxJiffiesPerOp);
   }
 
   void release_disk(int h, DiskSlot& d) {
@@ -203,6 +216,7 @@ World::World() : p_(nullptr) {
   kern::fault_set({});
   blk::testpol_reset();
   p_ = std::make_unique<Impl>();
+  p_->model.set_root_id(p_->h.root()->id);
 }
 
 World::~World() {
@@ -280,7 +294,7 @@ OpResult World::Impl::run(const Op& op) {
       blk::cgroup* out = nullptr;
       r.value = parent ? h.mkdir(parent, name, &out) : -ENOENT;
       check_errno(r.value, model.predict_mkdir(op.path), "mkdir");
-      if (r.value == 0) model.mkdir(op.path);
+      if (r.value == 0) model.mkdir(op.path, out->id);
       break;
     }
     case OpKind::kRmdir: {
@@ -531,9 +545,7 @@ OpResult World::Impl::run(const Op& op) {
       }
       Slot* s = it->second;
       const uint64_t max = std::min<uint64_t>(op.n ? op.n : 100000, kMaxJiffiesPerOp);
-      for (uint64_t i = 0; i < max && s->submitted && !s->done; ++i) {
-        if (kern::run_pending_work() == 0) kern::advance_jiffies(1);
-      }
+      if (s->submitted) progress_until([s] { return s->done; }, max);
       r.value = s->done ? s->status : -EAGAIN;
       break;
     }

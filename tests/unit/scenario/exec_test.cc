@@ -130,3 +130,26 @@ TEST(ScenarioExec, RandomInputsRunClean) {
 
 }  // namespace
 }  // namespace scenario
+
+namespace scenario {
+namespace {
+
+// The fuzz_ops finding, planted back: mainline's unregister without waiting for pending
+// blkg frees is reported (a WARN where the kernel would dereference a NULL slot).
+TEST(ScenarioExec, PlantedUnregisterWithoutWaitingIsReported) {
+  const char* text = "disk_alloc d0 8:16\ndisk_add d0\npol_register\npol_activate d0\n"
+                     "disk_release d0\npol_unregister\n";
+  {
+    kern::ReportCapture cap;
+    run_scenario(parse(text));
+    EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  }
+  blk::busted().unregister_no_wait = true;
+  kern::ReportCapture cap;
+  run_scenario(parse(text));
+  blk::busted().unregister_no_wait = false;
+  EXPECT_TRUE(cap.has(kern::ReportKind::kWarn)) << cap.dump();
+}
+
+}  // namespace
+}  // namespace scenario
