@@ -36,9 +36,14 @@ std::atomic<uint64_t> edges[kMaxLockClasses][kWords];
 std::atomic<uint64_t> redges[kMaxLockClasses][kWords];  // reverse of edges (b -> a)
 std::atomic<uint64_t> nr_edges{0};
 
+// Where an edge was first seen: kept raw (a copy of the held-lock stack) and rendered
+// only when a report prints it; building the text for every new edge made lockdep the
+// largest cost of a fresh fuzz world.
 struct EdgeInfo {
   std::string task;
-  std::string chain;  // the held locks (with sites) and the new acquisition
+  std::vector<HeldLock> held;
+  const LockClass* next;
+  std::source_location where;
 };
 std::map<std::pair<uint32_t, uint32_t>, EdgeInfo>* edge_info = nullptr;
 std::set<std::string>* reported = nullptr;
@@ -248,7 +253,8 @@ void add_edge_slow(const Task* t, const HeldLock& held, LockClass* next,
   edges[a][b / 64].fetch_or(uint64_t{1} << (b % 64), std::memory_order_relaxed);
   redges[b][a / 64].fetch_or(uint64_t{1} << (a % 64), std::memory_order_relaxed);
   nr_edges.fetch_add(1, std::memory_order_relaxed);
-  (*edge_info)[{a, b}] = EdgeInfo{t->label(), chain_text(t, next, w)};
+  (*edge_info)[{a, b}] =
+      EdgeInfo{t->label(), std::vector<HeldLock>(t->held, t->held + t->nr_held), next, w};
   check_irq_dependency_edge(a, b);
 }
 
@@ -257,7 +263,16 @@ std::string edge_path_text(const std::vector<uint32_t>& path) {
   for (size_t i = 0; i + 1 < path.size(); ++i) {
     const auto it = edge_info->find({path[i], path[i + 1]});
     text += "  " + classes_by_id[path[i]]->name + " -> " + classes_by_id[path[i + 1]]->name;
-    if (it != edge_info->end()) text += " first seen in " + it->second.task + ":\n" + it->second.chain;
+    if (it != edge_info->end()) {
+      const EdgeInfo& e = it->second;
+      text += " first seen in " + e.task + ":\n";
+      for (size_t k = 0; k < e.held.size(); ++k) {
+        const HeldLock& h = e.held[k];
+        text += "    #" + std::to_string(k) + " " + h.cls->name + (h.read ? " (read)" : "") +
+                (h.trylock ? " (trylock)" : "") + " acquired at " + site(h.where) + "\n";
+      }
+      text += "    -> acquiring " + e.next->name + " at " + site(e.where) + "\n";
+    }
     else text += "\n";
   }
   return text;

@@ -153,6 +153,8 @@ void Model::disk_deleted(const std::string& dev) {
 }
 void Model::disk_released(const std::string& dev) {
   disk_state_.erase(dev);
+  for (auto it = stats_.begin(); it != stats_.end();)  // the disk and its lines are gone
+    it = it->first.second == dev ? stats_.erase(it) : std::next(it);
   for (auto it = limits_.begin(); it != limits_.end();)
     it = it->first.second == dev ? limits_.erase(it) : std::next(it);
 }

@@ -129,6 +129,13 @@ struct World::Impl {
       }
     }
   }
+  // Another added disk (live or deleted, not released) already has this dev_t: two blkgs
+  // of the root would print the same MAJ:MIN.
+  bool dev_in_use(const std::string& dev, const DiskSlot* self) const {
+    for (const auto& [h, d] : disks)
+      if (&d != self && d.state != 0 && d.dev == dev) return true;
+    return false;
+  }
   Slot* owned(int h) {
     auto it = bios.find(h);
     if (it == bios.end() || !it->second->b || it->second->submitted) return nullptr;
@@ -182,7 +189,7 @@ struct World::Impl {
     kern::run_pending_work();
     drain_device(d.disk);
     blk::disk_release(d.disk);
-    model.disk_released(d.dev);
+    if (d.state != 0) model.disk_released(d.dev);  // a disk never added was never in it
     disks.erase(h);
   }
 
@@ -344,7 +351,7 @@ OpResult World::Impl::run(const Op& op) {
       DiskSlot* d = disk(op.a);
       if (!d) r.value = -EBADF;
       else if (d->state != 0) r.value = -EINVAL;
-      else if (model.disk_live(d->dev)) r.value = -EEXIST;  // one live disk per dev_t
+      else if (dev_in_use(d->dev, d)) r.value = -EEXIST;  // a dev_t is free after release
       else {
         r.value = blk::add_disk(d->disk);
         if (r.value == 0) {
