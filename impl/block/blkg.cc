@@ -186,6 +186,10 @@ blkcg_gq* blkg_lookup_create_locked(blkcg* b, request_queue* q, kern::gfp_t gfp)
     b->blkg_hint.store(blkg, std::memory_order_release);
     return blkg;
   }
+  // A queue without a root blkg (never added, or released) gets no blkg: the kernel's
+  // walk stops at the root, whose blkg only add_disk creates (fuzz_ops found this model
+  // creating a second root blkg for a disk that was never added).
+  if (q->root_blkg.load(std::memory_order_acquire) == nullptr) return nullptr;
   // Create walking down from the highest missing ancestor so every blkg finds its parent;
   // on failure fall back to the closest existing ancestor.
   for (;;) {

@@ -428,6 +428,10 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -EBADF;
         break;
       }
+      if (d->state == 0) {  // no block device to open before add_disk
+        r.value = -ENODEV;
+        break;
+      }
       if (op.n > kMaxBioSize || (bios.size() >= kMaxBios && !bios.count(op.a))) {
         r.value = -EINVAL;
         break;

@@ -36,6 +36,24 @@ struct World {
   bio* new_bio() { return bio_alloc(disk, bio_op::kWrite, 4096, 0, kern::GFP_NOIO); }
 };
 
+// A disk that was never added has no root blkg and gets no blkg at all: association
+// fails instead of building a second root (found by fuzz_ops).
+TEST_F(BioTest, NeverAddedDiskGetsNoBlkg) {
+  cgroup_hierarchy h;
+  cgroup* a;
+  ASSERT_EQ(h.mkdir(h.root(), "a", &a), 0);
+  gendisk* disk = alloc_disk(31, 2, 9);
+  bio* bi = bio_alloc(disk, bio_op::kRead, 512, 0, kern::GFP_NOIO);
+  EXPECT_FALSE(bio_associate_blkg(bi, a->io, false));
+  EXPECT_FALSE(bio_associate_blkg(bi, a->io, true));
+  EXPECT_EQ(bi->bi_blkg, nullptr);
+  EXPECT_EQ(blkg_count(disk->queue), 0);
+  bio_put(bi);
+  disk_release(disk);
+  ASSERT_EQ(h.rmdir(a), 0);
+  h.flush_frees();
+}
+
 TEST_F(BioTest, BlockingAssociationCreatesTheBlkg) {
   World w;
   bio* bi = w.new_bio();
