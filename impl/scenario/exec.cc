@@ -26,7 +26,8 @@ namespace scenario {
 namespace {
 
 constexpr uint64_t kMaxJiffiesPerOp = 1000000;
-constexpr uint64_t kMaxBioSize = 64ull << 20;
+constexpr uint64_t kMaxBioSize = 4ull << 20;
+constexpr uint64_t kMinMaxIo = 4096;  // with kMaxBioSize: at most 1024 pieces per bio
 constexpr size_t kMaxDisks = 64;
 constexpr size_t kMaxBios = 4096;
 
@@ -339,7 +340,7 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -ENOMEM;
         break;
       }
-      d->max_io_bytes = op.max_io;
+      d->max_io_bytes = op.max_io == 0 ? 0 : std::max(op.max_io, kMinMaxIo);
       d->latency = std::min<uint64_t>(op.latency, 10000);
       DiskSlot& s = disks[op.a];
       s.disk = d;

@@ -17,7 +17,8 @@
 // when fuzzing, a recorded report in tests.
 //
 // Bounds, so that no input runs away: advance and wait move at most 1,000,000 jiffies per
-// operation, bios are at most 64 MiB, a world holds at most 64 disks and 4096 bios.
+// operation, bios are at most 4 MiB, a max_io below 4096 counts as 4096 (so a bio has at
+// most 1024 pieces), a world holds at most 64 disks and 4096 bios.
 #pragma once
 
 #include <memory>
