@@ -85,7 +85,8 @@ struct Scenario {
   bool operator==(const Scenario&) const = default;
 };
 
-// Paths, file names and fault-site names use [A-Za-z0-9/._-] only (both forms enforce it).
+// Paths, file names and fault-site names use [A-Za-z0-9/._-] only, without "//" (both
+// forms enforce it: "//b" and "/b" would be one path in the binary form).
 bool name_ok(const std::string& s);
 inline constexpr int kMaxTask = 7;  // task tags T0..T7
 

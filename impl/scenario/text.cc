@@ -286,7 +286,7 @@ struct LineParser {
 }  // namespace
 
 bool name_ok(const std::string& s) {
-  if (s.empty()) return false;
+  if (s.empty() || s.find("//") != std::string::npos) return false;
   for (char c : s)
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
           c == '/' || c == '.' || c == '_' || c == '-'))
