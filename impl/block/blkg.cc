@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "impl/block/blkg.h"
 
+#include "impl/block/busted.h"
+
 #include <cerrno>
 #include <cstddef>
 
@@ -98,6 +100,7 @@ blkcg_gq* blkg_alloc(blkcg* b, request_queue* q, kern::gfp_t gfp) REQUIRES(q->bl
 
 // Undo blkg_alloc for a blkg that was never published. Context: process.
 void blkg_free_unpublished(blkcg_gq* blkg) {
+  kern::percpu_ref_exit(&blkg->refcnt);  // never live: only the initial reference
   blkg_free_pds(blkg);
   kern::free_percpu(blkg->iostat_cpu);
   blk_put_queue(blkg->q);
@@ -167,9 +170,19 @@ blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
     }
   }
   if (!inserted) {
-    // Fully initialised but unpublished: the usual release path drops the css, parent
-    // and queue references.
-    kern::percpu_ref_kill(&blkg->refcnt);
+    // Fully initialised but never published: undo it now, under blkcg_mutex. The kernel
+    // (and the RFC) put it through the usual asynchronous release instead; its pds are
+    // then freed by a free work that a policy deactivation on this queue does not wait
+    // for, so a policy's pd_free_fn can run on a child after its parent's pd was freed
+    // (fuzz_ops found this with the test policy once GFP_NOWAIT radix nodes failed;
+    // busted().blkg_insert_fail_async keeps the kernel's way).
+    if (busted().blkg_insert_fail_async.load(std::memory_order_relaxed)) {
+      kern::percpu_ref_kill(&blkg->refcnt);
+    } else {
+      if (blkg->parent) blkg_put(blkg->parent);
+      blkg_free_unpublished(blkg);
+      css_put(b);
+    }
     *err = -ENOMEM;
     return nullptr;
   }

@@ -16,6 +16,9 @@
 //                       node in between clears lqueued first, the late set strands the
 //                       set off-list for good; caught by conservation under controlled
 //                       schedules (stat_race_test).
+//   blkg_insert_fail_async  a blkg whose radix insertion failed goes through the async
+//                       release (the kernel's and the RFC's way): a deactivation frees its
+//                       parent's pd first (testpol: parent-pd-freed-first).
 //   unregister_no_wait  blkcg_policy_unregister clears the slot with blkg frees still
 //                       pending (mainline as read): the free work finds no policy for a
 //                       pd it must free (the kernel dereferences NULL; here a WARN).
@@ -60,6 +63,7 @@ struct busted_flags {
   std::atomic<bool> no_parent_requeue{false};
   std::atomic<bool> lqueued_after_add{false};
   std::atomic<bool> unregister_no_wait{false};
+  std::atomic<bool> blkg_insert_fail_async{false};
   std::atomic<bool> throtl_trim_no_slack{false};
   std::atomic<bool> throtl_no_carryover{false};
   std::atomic<bool> throtl_split_charges_bps{false};
@@ -93,6 +97,7 @@ struct busted_flags {
         {"throtl_v1_stats_only_with_rules", &throtl_v1_stats_only_with_rules},
         {"throtl_exit_skips_tg_timers", &throtl_exit_skips_tg_timers},
         {"unregister_no_wait", &unregister_no_wait},
+        {"blkg_insert_fail_async", &blkg_insert_fail_async},
     };
     for (const auto& t : table)
       if (name == t.name) return t.flag;
@@ -106,7 +111,7 @@ struct busted_flags {
           &throtl_split_no_iops, &throtl_single_queue, &throtl_meta_fifo,
           &throtl_flush_own_timer, &throtl_exit_checks_bit, &throtl_parent_skips_bps,
           &throtl_v1_stats_only_with_rules, &throtl_exit_skips_tg_timers,
-          &unregister_no_wait})
+          &unregister_no_wait, &blkg_insert_fail_async})
       f->store(false, std::memory_order_relaxed);
   }
 };
