@@ -7,9 +7,9 @@
 //   scenario_tool encode FILE [OUT]             text -> binary (default OUT: stdout)
 //   scenario_tool hash FILE                     the content-hash name of a file
 //   scenario_tool minimize [--busted=FLAG] [--time=S] FILE [OUT]
-//                                               delta debugging over operations, keeping the
-//                                               crash signature; writes the text (OUT or
-//                                               stdout) and prints the signature
+//                                               delta debugging over operations, then over
+//                                               numbers, keeping the crash signature; writes
+//                                               the text (OUT or stdout), prints the signature
 //
 // A file is binary when its first byte is the format version (1), text otherwise. Text
 // runs with its expectations checked; binary inputs, like the fuzzer's, without.
@@ -157,6 +157,38 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
       }
     }
     if (!progress) chunk /= 2;
+  }
+  // Then smaller numbers (sizes, jiffies, N of fault_nth, ...), and ddmin again when a
+  // number change lets operations go (a later fault_nth index may now need fewer ops).
+  for (bool changed = true; changed && elapsed() < seconds;) {
+    changed = false;
+    for (size_t i = 0; i < s.ops.size() && elapsed() < seconds; ++i) {
+      // Device numbers stay as written (8:16 reads better than 0:0); bio sizes stay whole
+      // sectors; other numbers may go to 0.
+      const scenario::OpKind k = s.ops[i].kind;
+      if (k == scenario::OpKind::kDiskAlloc) continue;
+      const uint64_t floor = k == scenario::OpKind::kBio ? 512 : 0;
+      for (uint64_t scenario::Op::*field : {&scenario::Op::n, &scenario::Op::m}) {
+        const uint64_t v = s.ops[i].*field;
+        for (uint64_t cand : {floor, floor + 1, v / 2, v - 1}) {
+          if (v == 0 || cand >= v || cand < floor || elapsed() >= seconds) continue;
+          if (k == scenario::OpKind::kBio && cand % 512 != 0) continue;
+          Scenario c = s;
+          c.ops[i].*field = cand;
+          if (signature_of(c) == sig) {
+            s = std::move(c);
+            changed = true;
+            break;
+          }
+        }
+      }
+    }
+    for (size_t i = 0; changed && i < s.ops.size() && elapsed() < seconds;) {
+      Scenario c = s;
+      c.ops.erase(c.ops.begin() + static_cast<long>(i));
+      if (signature_of(c) == sig) s = std::move(c);
+      else ++i;
+    }
   }
   const std::string t = scenario::to_text(s);
   std::fprintf(stderr, "minimized to %zu ops in %.1f s; signature: %s\n", s.ops.size(), elapsed(),

@@ -73,6 +73,7 @@ long tg_set_limit(blkcg* b, const std::string& input) {
     tg_conf_updated(tg);
   }
   td->lock.unlock_irqrestore(f);
+  q->blkcg_mutex.assert_held();  // taken by blkg_conf_prep on success
   q->blkcg_mutex.unlock();
   blkg_conf_close_bdev(&ctx);
   return ret ? ret : static_cast<long>(input.size());

@@ -90,6 +90,7 @@ long tg_set_conf(blkcg* b, const std::string& input, int which) {
     tg->td->lock.unlock_irqrestore(f);
     ret = 0;
   }
+  q->blkcg_mutex.assert_held();  // taken by blkg_conf_prep on success
   q->blkcg_mutex.unlock();
   blkg_conf_close_bdev(&ctx);
   return ret ? ret : static_cast<long>(input.size());

@@ -24,7 +24,8 @@ bool conf_scan_u64(const std::string& s, size_t* pos, uint64_t* v) {
 
 // "%u:%u" then white space. 0, -EINVAL or -ENODEV; on 0 the disk is live, referenced, and
 // its rq_qos_mutex held.
-int blkg_conf_open_bdev(blkg_conf_ctx* ctx) {
+int blkg_conf_open_bdev(blkg_conf_ctx* ctx)
+    NO_THREAD_SAFETY_ANALYSIS {  // acquires/releases on some paths only (__cond_acquires)
   size_t pos = 0;
   uint64_t major, minor;
   if (!conf_scan_u64(ctx->input, &pos, &major)) return -EINVAL;
@@ -46,7 +47,8 @@ int blkg_conf_open_bdev(blkg_conf_ctx* ctx) {
   return 0;
 }
 
-void blkg_conf_close_bdev(blkg_conf_ctx* ctx) {
+void blkg_conf_close_bdev(blkg_conf_ctx* ctx)
+    NO_THREAD_SAFETY_ANALYSIS {  // acquires/releases on some paths only (__cond_acquires)
   if (!ctx->disk) return;
   ctx->disk->queue->rq_qos_mutex.unlock();
   put_disk(ctx->disk);
@@ -55,7 +57,8 @@ void blkg_conf_close_bdev(blkg_conf_ctx* ctx) {
 
 // Finds or creates the blkg of (b, disk), creating missing ancestors root -> leaf. Returns
 // 0 with q->blkcg_mutex held, or -EOPNOTSUPP / -ENODEV / -ENOMEM without it.
-int blkg_conf_prep(blkcg* b, const blkcg_policy* pol, blkg_conf_ctx* ctx) {
+int blkg_conf_prep(blkcg* b, const blkcg_policy* pol, blkg_conf_ctx* ctx)
+    NO_THREAD_SAFETY_ANALYSIS {  // acquires/releases on some paths only (__cond_acquires)
   request_queue* q = ctx->disk->queue;
   q->blkcg_mutex.lock();
   int err = 0;
