@@ -16,6 +16,7 @@
 // Minimizing runs each candidate in a child process (fork), so sanitizer aborts are
 // compared too: the signature is the first report's "KIND signature", or a sanitizer's
 // SUMMARY line.
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "impl/block/busted.h"
+#include "impl/kern/alloc.h"
 #include "impl/kern/report.h"
 #include "impl/scenario/binary.h"
 #include "impl/scenario/exec.h"
@@ -111,6 +113,60 @@ std::string signature_of(const Scenario& s) {
   return "crash (status " + std::to_string(status) + ")";
 }
 
+// fault_nth N counts allocations from where it stands, so removing an earlier operation
+// moves the failure. Re-anchor it: find the operation during which the N-th allocation
+// happens (a child runs the scenario and reports the allocation count before each
+// operation) and move fault_nth right before it with N reduced accordingly. Then the
+// operations in between can go. Returns false if nothing changed.
+bool reanchor_fault(Scenario* s) {
+  size_t p = 0;
+  while (p < s->ops.size() && !(s->ops[p].kind == scenario::OpKind::kFaultNth && s->ops[p].n))
+    ++p;
+  if (p >= s->ops.size()) return false;
+  int fds[2];
+  if (pipe(fds) != 0) return false;
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    const int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 2);
+    kern::set_report_mode(kern::ReportMode::kCount);
+    scenario::World w;
+    uint64_t base = 0;
+    for (size_t i = 0; i < s->ops.size(); ++i) {
+      if (i > p) {
+        const uint64_t c = kern::alloc_count() - base;
+        if (write(fds[1], &c, sizeof(c)) != sizeof(c)) _exit(1);
+      }
+      w.exec(s->ops[i], static_cast<int>(i));
+      if (i == p) base = kern::alloc_count();
+    }
+    const uint64_t end = kern::alloc_count() - base;
+    if (write(fds[1], &end, sizeof(end)) != sizeof(end)) _exit(1);
+    _exit(0);
+  }
+  close(fds[1]);
+  std::vector<uint64_t> before;  // before[j]: allocations since fault_nth before op p+1+j
+  uint64_t c;
+  while (read(fds[0], &c, sizeof(c)) == sizeof(c)) before.push_back(c);
+  close(fds[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  const uint64_t n = s->ops[p].n;
+  for (size_t j = 0; j + 1 < before.size(); ++j) {
+    if (before[j + 1] < n) continue;  // the n-th allocation is not in op p+1+j
+    const size_t k = p + 1 + j;
+    if (k == p + 1) return false;  // already right before it
+    scenario::Op f = s->ops[p];
+    f.n = n - before[j];
+    s->ops.erase(s->ops.begin() + static_cast<long>(p));
+    s->ops.insert(s->ops.begin() + static_cast<long>(k - 1), f);
+    return true;
+  }
+  return false;
+}
+
 int cmd_run(const std::vector<std::string>& files) {
   kern::set_report_mode(kern::ReportMode::kCount);
   const uint64_t before = kern::report_count();
@@ -157,6 +213,19 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
       }
     }
     if (!progress) chunk /= 2;
+  }
+  // A fault_nth moved next to the operation it hits, so that the rest can go.
+  {
+    Scenario c = s;
+    if (elapsed() < seconds && reanchor_fault(&c) && signature_of(c) == sig) {
+      s = std::move(c);
+      for (size_t i = 0; i < s.ops.size() && elapsed() < seconds;) {
+        Scenario d = s;
+        d.ops.erase(d.ops.begin() + static_cast<long>(i));
+        if (signature_of(d) == sig) s = std::move(d);
+        else ++i;
+      }
+    }
   }
   // Then smaller numbers (sizes, jiffies, N of fault_nth, ...), and ddmin again when a
   // number change lets operations go (a later fault_nth index may now need fewer ops).
