@@ -227,6 +227,22 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
       }
     }
   }
+  // Adjacent advances of the same task become one.
+  for (size_t i = 0; i + 1 < s.ops.size() && elapsed() < seconds;) {
+    const scenario::Op& a = s.ops[i];
+    const scenario::Op& b = s.ops[i + 1];
+    if (a.kind == scenario::OpKind::kAdvance && b.kind == scenario::OpKind::kAdvance &&
+        a.task == b.task && a.expect.kind == scenario::Expect::kNone) {
+      Scenario c = s;
+      c.ops[i + 1].n += c.ops[i].n;
+      c.ops.erase(c.ops.begin() + static_cast<long>(i));
+      if (signature_of(c) == sig) {
+        s = std::move(c);
+        continue;
+      }
+    }
+    ++i;
+  }
   // Then smaller numbers (sizes, jiffies, N of fault_nth, ...), and ddmin again when a
   // number change lets operations go (a later fault_nth index may now need fewer ops).
   for (bool changed = true; changed && elapsed() < seconds;) {
