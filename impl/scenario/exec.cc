@@ -93,7 +93,9 @@ std::string OpResult::str() const {
 }
 
 struct World::Impl {
+  explicit Impl(bool dfl_) : h(dfl_), dfl(dfl_) {}
   blk::cgroup_hierarchy h;
+  const bool dfl;
   oracle::Model model;
   std::map<int, DiskSlot> disks;
   std::map<int, Slot*> bios;
@@ -215,7 +217,7 @@ struct World::Impl {
   void quiesce();
 };
 
-World::World() : p_(nullptr) {
+World::World(bool dfl) : p_(nullptr) {
   kern::alloc_reset();
   kern::lockdep_reset();
   kern::timers_reset();
@@ -223,7 +225,7 @@ World::World() : p_(nullptr) {
   kern::clock_reset();
   kern::fault_set({});
   blk::testpol_reset();
-  p_ = std::make_unique<Impl>();
+  p_ = std::make_unique<Impl>(dfl);
   p_->model.set_root_id(p_->h.root()->id);
 }
 
@@ -390,7 +392,7 @@ OpResult World::Impl::run(const Op& op) {
       std::string dir, file;
       split_file(op.path, &dir, &file);
       r.value = blk::cgroup_file_write(h, op.path, op.data);
-      if (file == "io.max" && canonical(dir) && model.cgroup_exists(dir) && dir != "/") {
+      if (dfl && file == "io.max" && canonical(dir) && model.cgroup_exists(dir) && dir != "/") {
         const long want = model.predict_iomax_write(dir, op.data);
         check_errno(r.value, want, "io.max write");
         if (r.value > 0) model.iomax_written(dir, op.data);
@@ -413,7 +415,7 @@ OpResult World::Impl::run(const Op& op) {
       }
       r.is_text = true;
       r.text = out;
-      if (canonical(dir) && model.cgroup_exists(dir)) {
+      if (dfl && canonical(dir) && model.cgroup_exists(dir)) {
         std::string bad;
         if (file == "io.max" && dir != "/") bad = model.check_iomax_read(dir, out);
         if (file == "io.stat" && (dir == "/" || !removed_under(dir)))
@@ -617,6 +619,10 @@ OpResult World::Impl::run(const Op& op) {
       faults = op.n != 0;
       break;
     }
+    case OpKind::kLegacy:
+      // Only as the first operation, where run_scenario made the world v1.
+      r.value = (index == 0 && !dfl) ? 0 : -EINVAL;
+      break;
     case OpKind::kFaultOff:
       kern::fault_set({});
       faults = false;
@@ -650,7 +656,8 @@ void World::Impl::quiesce() {
   h.flush_frees();
   // 3. Stats conservation: every live cgroup's io.stat against the model (the blkgs of
   // removed cgroups are released by now, so their counts are in their parents).
-  for (const std::string& path : model.live_paths()) {
+  // (v1 has no io.stat; its throttle counts bytes in io_service_bytes instead.)
+  for (const std::string& path : dfl ? model.live_paths() : std::vector<std::string>{}) {
     blk::cgroup* cg = h.lookup(path);
     if (!cg) {
       violation("model:tree", "cgroup " + path + " is alive in the model, not in the hierarchy");
@@ -678,7 +685,7 @@ void World::Impl::quiesce() {
 }
 
 ExecStats run_scenario(const Scenario& s) {
-  World w;
+  World w(s.ops.empty() || s.ops[0].kind != OpKind::kLegacy);
   for (size_t i = 0; i < s.ops.size(); ++i) w.exec(s.ops[i], static_cast<int>(i));
   w.quiesce();
   return w.stats();

@@ -44,7 +44,9 @@ struct ExecStats {
 
 class World {
  public:
-  World();
+  // dfl=false: the legacy (v1) hierarchy (blkio.* files, flat throttling; no io.stat or
+  // io.max, so the model checks only the tree).
+  explicit World(bool dfl = true);
   ~World();  // runs quiesce() if it has not run
   World(const World&) = delete;
   World& operator=(const World&) = delete;
@@ -59,8 +61,8 @@ class World {
   std::unique_ptr<Impl> p_;
 };
 
-// Runs a whole scenario in a fresh world (then quiesces). Returns the stats; violations
-// go to the report sink.
+// Runs a whole scenario in a fresh world (then quiesces); a v1 world when its first
+// operation is legacy_hierarchy. Returns the stats; violations go to the report sink.
 ExecStats run_scenario(const Scenario& s);
 
 }  // namespace scenario

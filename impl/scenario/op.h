@@ -46,6 +46,7 @@ enum class OpKind : uint8_t {
   kFaultSite,     // fault_site NAME [N]
   kFaultProb,     // fault_prob PERMILLE SEED
   kFaultOff,      // fault_off
+  kLegacy,        // legacy_hierarchy             (first op only: a cgroup v1 world)
   kCount
 };
 

@@ -12,7 +12,7 @@ const char* const kNames[] = {
     "disk_release", "partition", "write",       "read",          "bio",       "assoc",
     "clone",        "split",    "submit",       "complete",      "wait",      "flush",
     "pol_register", "pol_unregister", "pol_activate", "pol_deactivate", "advance", "run",
-    "fault_nth",    "fault_site", "fault_prob", "fault_off"};
+    "fault_nth",    "fault_site", "fault_prob", "fault_off", "legacy_hierarchy"};
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(OpKind::kCount));
 
 const struct {

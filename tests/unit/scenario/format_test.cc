@@ -45,13 +45,14 @@ write /a/io.max "8:16 rbps=0" => -ERANGE
 rmdir /a/b => -EBUSY
 disk_del d0
 disk_release d0
+legacy_hierarchy
 )";
 
 TEST(ScenarioFormat, TextRoundTrip) {
   Scenario s;
   ParseError err;
   ASSERT_TRUE(parse_text(kSample, "sample.scn", &s, &err)) << err.str();
-  EXPECT_EQ(s.ops.size(), 32u);
+  EXPECT_EQ(s.ops.size(), 33u);
   const std::string text = to_text(s);
   Scenario again;
   ASSERT_TRUE(parse_text(text, "printed", &again, &err)) << err.str() << "\n" << text;
