@@ -73,8 +73,7 @@ kern::workqueue_struct* blkcg_punt_bio_wq() {
 }
 
 void blk_device_timer_fn(kern::timer_list* t) {
-  const auto off = reinterpret_cast<size_t>(&(static_cast<gendisk*>(nullptr)->dev_timer));
-  auto* disk = reinterpret_cast<gendisk*>(reinterpret_cast<char*>(t) - off);
+  gendisk* disk = KERN_CONTAINER_OF(t, gendisk, dev_timer);
   const uint64_t now = kern::jiffies();
   bio* done = nullptr;
   bio** tail = &done;

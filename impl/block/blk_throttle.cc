@@ -195,8 +195,7 @@ int throtl_select_dispatch(throtl_service_queue* parent_sq) {
 // Context: softirq (timer). Takes td->lock; never touches a td whose disk is going away
 // (root_blkg cleared), and blk_throtl_exit shuts every timer down before freeing the td.
 void throtl_pending_timer_fn(kern::timer_list* t) {
-  auto* sq = reinterpret_cast<throtl_service_queue*>(
-      reinterpret_cast<char*>(t) - offsetof(throtl_service_queue, pending_timer));
+  throtl_service_queue* sq = KERN_CONTAINER_OF(t, throtl_service_queue, pending_timer);
   throtl_data* td = sq->td;
   request_queue* q = td->queue;
   kern::irqflags_t f = td->lock.lock_irqsave();
@@ -283,8 +282,7 @@ void throtl_pending_timer_setup(throtl_service_queue* sq) {
 // Takes every bio of the top level under td->lock, then submits them without it (no
 // second pass through the throttler). Context: process (kthrotld).
 void blk_throtl_dispatch_work_fn(kern::work_struct* w) {
-  auto* td = reinterpret_cast<throtl_data*>(reinterpret_cast<char*>(w) -
-                                            offsetof(throtl_data, dispatch_work));
+  throtl_data* td = KERN_CONTAINER_OF(w, throtl_data, dispatch_work);
   bio_list list;
   const kern::irqflags_t f = td->lock.lock_irqsave();
   for (int rw = 0; rw < 2; ++rw)

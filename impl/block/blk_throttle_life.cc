@@ -87,8 +87,7 @@ void throtl_pd_reset_stats(blkg_policy_data* pd) {
 }
 
 void throtl_tg_free_rcu(kern::rcu_head* h) {
-  const auto off = reinterpret_cast<size_t>(&(static_cast<throtl_grp*>(nullptr)->rcu));
-  kern::kfree(reinterpret_cast<throtl_grp*>(reinterpret_cast<char*>(h) - off));
+  kern::kfree(KERN_CONTAINER_OF(h, throtl_grp, rcu));
 }
 
 // The timer may still be armed (it is capped at 8 slices): shut it down for good, then

@@ -5,7 +5,7 @@
 // owner documents. Plain (non-atomic) fields: never read without that lock.
 #pragma once
 
-#include <cstddef>
+#include "impl/kern/container_of.h"
 
 namespace kern {
 
@@ -44,9 +44,7 @@ inline void list_move_tail(list_head* n, list_head* h) {
 // The owner of an embedded node: list_entry<T, &T::member>(node).
 template <typename T, list_head T::*Member>
 T* list_entry(list_head* n) {
-  const std::ptrdiff_t off =
-      reinterpret_cast<std::ptrdiff_t>(&(static_cast<T*>(nullptr)->*Member));
-  return reinterpret_cast<T*>(reinterpret_cast<char*>(n) - off);
+  return container_of<T, list_head, Member>(n);
 }
 
 }  // namespace kern

@@ -42,6 +42,7 @@
 #include <atomic>
 #include <cstddef>
 
+#include "impl/kern/container_of.h"
 #include "impl/kern/sched.h"
 
 namespace kern {
@@ -128,8 +129,7 @@ void llist_for_each_safe(llist_node* n, Fn&& visit) {
 // container_of for llist users: the T that embeds node n as member Member.
 template <typename T, llist_node T::*Member>
 T* llist_entry(llist_node* n) {
-  const auto offset = reinterpret_cast<size_t>(&(static_cast<T*>(nullptr)->*Member));
-  return reinterpret_cast<T*>(reinterpret_cast<char*>(n) - offset);
+  return container_of<T, llist_node, Member>(n);
 }
 
 // llist_for_each_safe over the entries: visit(T*).

@@ -37,6 +37,11 @@ struct Names {
       }
     disks.push_back({h, major, minor});
   }
+  std::vector<int> disk_handles() const {
+    std::vector<int> hs;
+    for (const auto& d : disks) hs.push_back(d.handle);
+    return hs;
+  }
   void bind_bio(int h) {
     if (std::find(bios.begin(), bios.end(), h) == bios.end()) bios.push_back(h);
   }
@@ -49,7 +54,6 @@ struct Names {
   }
 };
 
-bool word_ok(const std::string& s) { return name_ok(s); }
 
 void split_file(const std::string& p, std::string* dir, std::string* file) {
   const size_t slash = p.rfind('/');
@@ -117,7 +121,7 @@ struct Decoder {
       return true;
     }
     if (!r.string(out)) return false;
-    if (!word_ok(*out) || (*out)[0] != '/') valid = false;
+    if (!name_ok(*out) || (*out)[0] != '/') valid = false;
     return true;
   }
   bool file_path(std::string* out) {
@@ -129,7 +133,7 @@ struct Decoder {
       file = files[b % files.size()];
     } else {
       if (!r.string(&file)) return false;
-      if (!word_ok(file) || file.find('/') != std::string::npos) valid = false;
+      if (!name_ok(file) || file.find('/') != std::string::npos) valid = false;
     }
     *out = join_file(dir, file);
     return true;
@@ -152,11 +156,7 @@ struct Decoder {
     *h = bound[b % bound.size()];
     return true;
   }
-  bool disk_ref(int* h) {
-    std::vector<int> hs;
-    for (const auto& d : names.disks) hs.push_back(d.handle);
-    return ref(hs, h);
-  }
+  bool disk_ref(int* h) { return ref(names.disk_handles(), h); }
   bool new_handle(int* h) {
     uint64_t v;
     if (!r.varint(&v)) return false;
@@ -178,8 +178,7 @@ struct Decoder {
       case 1: {  // io.max: "MAJ:MIN" + up to 4 key=value tokens
         int d = 0;
         uint8_t ntok;
-        std::vector<int> hs;
-        for (const auto& x : names.disks) hs.push_back(x.handle);
+        const std::vector<int> hs = names.disk_handles();
         uint8_t db;
         if (!r.byte(&db) || !r.byte(&ntok)) return false;
         if (!hs.empty()) d = hs[db % hs.size()];
@@ -209,8 +208,7 @@ struct Decoder {
         uint8_t db;
         uint64_t v;
         if (!r.byte(&db) || !r.varint(&v)) return false;
-        std::vector<int> hs;
-        for (const auto& x : names.disks) hs.push_back(x.handle);
+        const std::vector<int> hs = names.disk_handles();
         *out = dev_of(hs.empty() ? 0 : hs[db % hs.size()]) + " " + std::to_string(v) + "\n";
         return true;
       }
@@ -284,7 +282,7 @@ struct Decoder {
       case OpKind::kFaultNth: return r.varint(&op.n);
       case OpKind::kFaultSite:
         if (!r.string(&op.data) || !r.varint(&op.m)) return false;
-        if (!word_ok(op.data)) valid = false;
+        if (!name_ok(op.data)) valid = false;
         return true;
       case OpKind::kFaultProb:
         if (!r.varint(&op.n) || !r.varint(&op.m)) return false;
@@ -367,11 +365,7 @@ struct Writer {
     byte(kLiteral);
     varint(static_cast<uint64_t>(h));
   }
-  void disk_ref(int h) {
-    std::vector<int> hs;
-    for (const auto& d : names.disks) hs.push_back(d.handle);
-    ref(hs, h);
-  }
+  void disk_ref(int h) { ref(names.disk_handles(), h); }
 };
 
 void encode_op(Writer& w, const Op& op) {

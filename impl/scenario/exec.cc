@@ -139,6 +139,15 @@ struct World::Impl {
       if (&d != self && d.state != 0 && d.dev == dev) return true;
     return false;
   }
+  // Binds handle h to a bio the scenario now owns (completion recorded in the slot).
+  Slot* bind_bio(int h, blk::bio* b, blk::gendisk* disk) {
+    Slot* s = new_slot(h);
+    s->b = b;
+    s->disk = disk;
+    b->bi_end_io = slot_end_io;
+    b->bi_private = s;
+    return s;
+  }
   Slot* owned(int h) {
     auto it = bios.find(h);
     if (it == bios.end() || !it->second->b || it->second->submitted) return nullptr;
@@ -258,7 +267,7 @@ OpResult World::exec(const Op& op, int index) {
       case Expect::kErrno:
       case Expect::kValue:
         ok = !r.is_text && r.value == e.value;
-        want = e.kind == Expect::kErrno ? "-" + std::string(errno_name(static_cast<int>(-e.value)) ?: std::to_string(-e.value).c_str()) : std::to_string(e.value);
+        want = OpResult{false, static_cast<long>(e.value), ""}.str();
         break;
       case Expect::kText:
         ok = r.is_text && r.text == e.text;
@@ -450,11 +459,7 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -ENOMEM;
         break;
       }
-      Slot* s = new_slot(op.a);
-      s->b = b;
-      s->disk = d->disk;
-      b->bi_end_io = slot_end_io;
-      b->bi_private = s;
+      bind_bio(op.a, b, d->disk);
       break;
     }
     case OpKind::kAssoc: {
@@ -497,11 +502,7 @@ OpResult World::Impl::run(const Op& op) {
         break;
       }
       const bool ok = blk::bio_clone_blkg_association(b, src->b, op.nowait);
-      Slot* s = new_slot(op.a);
-      s->b = b;
-      s->disk = src->disk;
-      b->bi_end_io = slot_end_io;
-      b->bi_private = s;
+      bind_bio(op.a, b, src->disk);
       r.value = ok ? 0 : -EAGAIN;
       break;
     }

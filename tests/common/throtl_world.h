@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,10 +59,27 @@ struct Dd {
   double seconds() const { return static_cast<double>(end - start) / kern::hz(); }
 };
 
+class ThrotlWorld;
+
+// Asynchronous submissions (queue depth > 1), each with its own completion record.
+// Declare a Batch before the world it submits to: bios still queued when the world goes
+// complete (with EIO) into it.
+struct Batch {
+  std::vector<std::unique_ptr<Io>> ios;
+  void submit(ThrotlWorld& w, cgroup* cg, bio_op op, uint64_t size, unsigned opf = 0);
+  size_t completed() const {
+    size_t n = 0;
+    for (const auto& io : ios) n += io->done;
+    return n;
+  }
+  bool all_done() const { return completed() == ios.size(); }
+};
+
 class ThrotlWorld {
  public:
-  explicit ThrotlWorld(uint64_t max_io_bytes = 0, int major = 8, int minor = 16) {
-    disk = alloc_disk(major, minor, 1);
+  // dfl=false: a cgroup v1 hierarchy (blkio.* files, flat throttling). The disk is 8:16.
+  explicit ThrotlWorld(uint64_t max_io_bytes = 0, bool dfl = true) : h(dfl) {
+    disk = alloc_disk(8, 16, 1);
     EXPECT_EQ(add_disk(disk), 0);
     disk->max_io_bytes = max_io_bytes;
   }
@@ -175,5 +193,15 @@ class ThrotlWorld {
   gendisk* disk = nullptr;
   std::vector<std::string> made;
 };
+
+inline void Batch::submit(ThrotlWorld& w, cgroup* cg, bio_op op, uint64_t size, unsigned opf) {
+  ios.push_back(std::make_unique<Io>());
+  bio* b = bio_alloc(w.disk, op, size, opf, kern::GFP_NOIO);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(bio_associate_blkg(b, cg ? cg->io : nullptr, false));
+  b->bi_end_io = io_end;
+  b->bi_private = ios.back().get();
+  submit_bio(b);
+}
 
 }  // namespace blk::testing

@@ -33,23 +33,8 @@ class ThrotlOracle : public BlockTest {
 struct Workload {
   explicit Workload(uint64_t seed) : rng(seed) {}
   std::mt19937_64 rng;
-  std::vector<std::unique_ptr<Io>> ios;
+  testing::Batch batch;
   uint64_t below(uint64_t n) { return rng() % n; }
-
-  void submit(ThrotlWorld& w, cgroup* cg, bio_op op, uint64_t size, unsigned opf) {
-    ios.push_back(std::make_unique<Io>());
-    bio* b = bio_alloc(w.disk, op, size, opf, kern::GFP_NOIO);
-    ASSERT_NE(b, nullptr);
-    ASSERT_TRUE(bio_associate_blkg(b, cg->io, false));
-    b->bi_end_io = testing::io_end;
-    b->bi_private = ios.back().get();
-    submit_bio(b);
-  }
-  size_t completed() const {
-    size_t n = 0;
-    for (const auto& io : ios) n += io->done;
-    return n;
-  }
 };
 
 // Limits for the churned groups: max or something binding. Below /a only bps: an iops
@@ -106,7 +91,7 @@ Result run_workload(uint64_t seed, int steps) {
       // Meta bios legitimately break the rate of every group they pass (charged, but
       // never held): only /e, outside both logged subtrees, issues them.
       const bool meta = cg == e && wl.below(5) == 0;
-      wl.submit(w, cg, op, sizes[wl.below(5)], meta ? REQ_META : 0);
+      wl.batch.submit(w, cg, op, sizes[wl.below(5)], meta ? REQ_META : 0);
     } else if (r < 50) {
       const char* paths[] = {"/a/b", "/a/c", "/e"};
       const uint64_t which = wl.below(3);
@@ -122,9 +107,9 @@ Result run_workload(uint64_t seed, int steps) {
     res.structure = oracle::throtl_check_structure(w.disk->queue);
   }
   // Let everything finish: bounded, every limit is finite.
-  for (int i = 0; i < 2000000 && wl.completed() != wl.ios.size(); ++i) w.step();
-  res.submitted = wl.ios.size();
-  res.completed = wl.completed();
+  for (int i = 0; i < 2000000 && !wl.batch.all_done(); ++i) w.step();
+  res.submitted = wl.batch.ios.size();
+  res.completed = wl.batch.completed();
   res.drained = oracle::throtl_check_drained(w.disk->queue);
   const uint64_t slice = w.disk->queue->td.load()->throtl_slice;
   res.rate_a = oracle::rate_check(log_a, kA, slice, kern::hz(), 262144);
@@ -216,26 +201,18 @@ namespace {
 // intended behaviour ("Temporary bursts are allowed"), so a one-slice bound would flag
 // correct code.
 TEST_F(ThrotlOracle, TrimmedSliceAllowsATwoSliceBurst) {
+  testing::Batch batch;
   ThrotlWorld w;
   cgroup* a = w.mkdir("/a");
   const uint64_t rate = 1 << 20;
   ASSERT_GT(w.set_limit("/a", "wbps=" + std::to_string(rate)), 0);
   oracle::RateLog log;
   w.disk->on_issue = [&](bio* bi) { log.add(kern::jiffies(), bi->size); };
-  std::vector<std::unique_ptr<Io>> ios;
-  auto write = [&](uint64_t size) {
-    ios.push_back(std::make_unique<Io>());
-    bio* b = bio_alloc(w.disk, bio_op::kWrite, size, 0, kern::GFP_NOIO);
-    ASSERT_TRUE(bio_associate_blkg(b, a->io, false));
-    b->bi_end_io = testing::io_end;
-    b->bi_private = ios.back().get();
-    submit_bio(b);
-  };
   for (int i = 0; i < 30; ++i) {  // 4 KiB every 50 ms: far under the rate
-    write(4096);
+    batch.submit(w, a, bio_op::kWrite, 4096);
     for (int j = 0; j < 50; ++j) w.step();
   }
-  for (int i = 0; i < 64; ++i) write(8192);  // then a burst
+  for (int i = 0; i < 64; ++i) batch.submit(w, a, bio_op::kWrite, 8192);  // then a burst
   for (int i = 0; i < 5000; ++i) w.step();
   w.disk->on_issue = nullptr;
   uint64_t t1, t2;
@@ -243,7 +220,7 @@ TEST_F(ThrotlOracle, TrimmedSliceAllowsATwoSliceBurst) {
   const int64_t slice_bytes = static_cast<int64_t>(rate / 10);
   EXPECT_GT(excess, slice_bytes + 8192) << "more than one slice plus a bio";
   EXPECT_EQ(oracle::rate_check(log, rate, 100, kern::hz(), 8192), "");
-  for (const auto& io : ios) EXPECT_TRUE(io->done);
+  EXPECT_TRUE(batch.all_done());
 }
 
 }  // namespace

@@ -16,28 +16,11 @@ namespace blk {
 namespace {
 
 using testing::Dd;
+using testing::Batch;
 using testing::Io;
 using testing::ThrotlWorld;
 
 class ThrotlTest : public BlockTest {};
-
-// Async submissions with their own completion records.
-struct Batch {
-  std::vector<std::unique_ptr<Io>> ios;
-  void submit(ThrotlWorld& w, cgroup* cg, bio_op op, uint64_t size, unsigned opf = 0) {
-    ios.push_back(std::make_unique<Io>());
-    bio* b = bio_alloc(w.disk, op, size, opf, kern::GFP_NOIO);
-    ASSERT_TRUE(bio_associate_blkg(b, cg->io, false));
-    b->bi_end_io = testing::io_end;
-    b->bi_private = ios.back().get();
-    submit_bio(b);
-  }
-  bool all_done() const {
-    for (const auto& io : ios)
-      if (!io->done) return false;
-    return true;
-  }
-};
 
 // Two children with 8 writes queued each, released together: the parent serves them
 // round robin, so neither drains before the other starts (THROTL_GRP_QUANTUM, qnodes).
