@@ -136,7 +136,8 @@ int blkcg_activate_policy(request_queue* q, const blkcg_policy* pol) {
     for_each_blkg_parents_first(q, [&](blkcg_gq* blkg) NO_THREAD_SAFETY_ANALYSIS {
       if (ret != 0) return;
       if (blkg->pd[pol->plid].load(std::memory_order_relaxed)) return;
-      if (!blkg->hashed) return;  // dying: offline would never run (5e9220389920)
+      // dying: offline would never run (5e9220389920)
+      if (!blkg->hashed && !busted().activate_dying_blkg.load(std::memory_order_relaxed)) return;
       // RFC patch 16: allocate with GFP_NOIO directly, no pinned-blkg retry dance.
       blkg_policy_data* pd = pol->pd_alloc_fn(q, blkg->blkcg, kern::GFP_NOIO);
       if (!pd) {

@@ -23,6 +23,20 @@ blkcg_gq* blkg_of_ref(kern::percpu_ref* r) {
   return reinterpret_cast<blkcg_gq*>(reinterpret_cast<char*>(r) - offsetof(blkcg_gq, refcnt));
 }
 
+// Takes blkg off q->blkg_list. Caller holds q->blkcg_mutex (except in the busted variant).
+void blkg_unlink_q_node(blkcg_gq* blkg, request_queue* q) NO_THREAD_SAFETY_ANALYSIS {
+  blkcg_gq* prev = blkg->q_prev;
+  blkcg_gq* next = blkg->q_next;
+  if (busted().free_work_unlink_unlocked.load(std::memory_order_relaxed))
+    kern::seam(kern::SeamKind::kPreempt, blkg);
+  if (prev)
+    prev->q_next = next;
+  else
+    q->blkg_list_first = next;
+  if (next) next->q_prev = prev;
+  blkg->on_q_list = false;
+}
+
 // Stage 3c. Context: process (system_wq), may sleep.
 void blkg_free_workfn(kern::work_struct* w) {
   blkcg_gq* blkg = blkg_of_work(w);
@@ -32,14 +46,15 @@ void blkg_free_workfn(kern::work_struct* w) {
     blkg_free_pds(blkg);  // may sleep; before the parent goes (c7241babf085)
     if (blkg->parent) blkg_put(blkg->parent);  // after this blkg's pd frees (c7241babf085)
     // Unlink q_node last, under blkcg_mutex (RFC): destroy_all walks this list under it.
-    if (blkg->on_q_list) {
-      if (blkg->q_prev)
-        blkg->q_prev->q_next = blkg->q_next;
-      else
-        q->blkg_list_first = blkg->q_next;
-      if (blkg->q_next) blkg->q_next->q_prev = blkg->q_prev;
-      blkg->on_q_list = false;
-    }
+    if (blkg->on_q_list && !busted().free_work_unlink_unlocked.load(std::memory_order_relaxed))
+      blkg_unlink_q_node(blkg, q);
+  }
+  if (blkg->on_q_list) {
+    // busted().free_work_unlink_unlocked: the unlink outside the lock (before
+    // c164c7bc9775); the preemption point stands for any instruction between the reads
+    // and the writes, where another CPU may change the list.
+    kern::seam(kern::SeamKind::kPreempt, q);
+    blkg_unlink_q_node(blkg, q);
   }
   blk_put_queue(q);
   kern::free_percpu(blkg->iostat_cpu);
@@ -108,6 +123,20 @@ void blkg_free_unpublished(blkcg_gq* blkg) {
 }
 
 }  // namespace
+
+// busted().blkg_put_nonatomic: the count read, a preemption point, the count written (the
+// pre-2014 int refcount put from the RCU callback without queue_lock). The last reference
+// (or what a stale read takes for it) still goes through the real put, which decides.
+void blkg_put_racy(blkcg_gq* blkg) {
+  std::atomic<uint64_t>& word = blkg->refcnt.word;
+  const uint64_t w = word.load(std::memory_order_acquire);
+  kern::seam(kern::SeamKind::kAtomic, &blkg->refcnt);
+  if ((w & (kern::kPercpuRefDead - 1)) <= 1) {
+    kern::percpu_ref_put(&blkg->refcnt);
+    return;
+  }
+  word.store(w - 1, std::memory_order_release);
+}
 
 blkcg_gq* blkg_lookup(blkcg* b, request_queue* q) {
   if (!kern::rcu_read_lock_held() && !kern::lock_is_held(&q->blkcg_mutex)) {

@@ -25,6 +25,8 @@
 // one per bio associated with it, and one per temporary user (destroy loops).
 #pragma once
 
+#include "impl/block/busted.h"
+
 #include <atomic>
 
 #include "impl/block/blk_cgroup.h"
@@ -104,7 +106,12 @@ void blkg_destroy_all(request_queue* q);
 // Reference helpers. Context: any (the put may start the release chain).
 inline void blkg_get(blkcg_gq* blkg) { kern::percpu_ref_get(&blkg->refcnt); }
 inline bool blkg_tryget(blkcg_gq* blkg) { return kern::percpu_ref_tryget(&blkg->refcnt); }
-inline void blkg_put(blkcg_gq* blkg) { kern::percpu_ref_put(&blkg->refcnt); }
+void blkg_put_racy(blkcg_gq* blkg);  // busted().blkg_put_nonatomic
+inline void blkg_put(blkcg_gq* blkg) {
+  if (busted().blkg_put_nonatomic.load(std::memory_order_relaxed)) [[unlikely]]
+    return blkg_put_racy(blkg);
+  kern::percpu_ref_put(&blkg->refcnt);
+}
 
 // Number of blkgs on q->blkg_list (destroyed-but-unfreed included). Takes blkcg_mutex.
 // Context: process.

@@ -22,6 +22,18 @@
 //   unregister_no_wait  blkcg_policy_unregister clears the slot with blkg frees still
 //                       pending (mainline as read): the free work finds no policy for a
 //                       pd it must free (the kernel dereferences NULL; here a WARN).
+//   free_work_unlink_unlocked  the free work unlinks the blkg from q->blkg_list after
+//                       dropping blkcg_mutex (before c164c7bc9775, CVE-2023-54088), with a
+//                       preemption point between reading the neighbours and writing them:
+//                       an insertion or another unlink in that window corrupts the list
+//                       (a lost or freed node: ASan, leak check, TSan on real threads).
+//   activate_dying_blkg  blkcg_activate_policy attaches pd to a destroyed-but-unfreed blkg
+//                       still on q->blkg_list (before 5e9220389920): that pd is freed
+//                       online (testpol: pd_free-while-online).
+//   blkg_put_nonatomic  blkg_put as a load, a preemption point and a store (the pre-2014
+//                       non-atomic refcount, put from the RCU callback without the lock,
+//                       #5 of the historical list): a concurrent put is lost, the blkg (and
+//                       its queue) leak, or the count drops twice.
 // blk-throttle (each caught by the throtl conformance scenario named):
 //   throtl_trim_no_slack      trim discards the slice it should keep (before 29cb95593430):
 //                             the rate falls below the limit at HZ=100 (throtl/001).
@@ -64,6 +76,9 @@ struct busted_flags {
   std::atomic<bool> lqueued_after_add{false};
   std::atomic<bool> unregister_no_wait{false};
   std::atomic<bool> blkg_insert_fail_async{false};
+  std::atomic<bool> free_work_unlink_unlocked{false};
+  std::atomic<bool> activate_dying_blkg{false};
+  std::atomic<bool> blkg_put_nonatomic{false};
   std::atomic<bool> throtl_trim_no_slack{false};
   std::atomic<bool> throtl_no_carryover{false};
   std::atomic<bool> throtl_split_charges_bps{false};
@@ -98,6 +113,9 @@ struct busted_flags {
         {"throtl_exit_skips_tg_timers", &throtl_exit_skips_tg_timers},
         {"unregister_no_wait", &unregister_no_wait},
         {"blkg_insert_fail_async", &blkg_insert_fail_async},
+        {"free_work_unlink_unlocked", &free_work_unlink_unlocked},
+        {"activate_dying_blkg", &activate_dying_blkg},
+        {"blkg_put_nonatomic", &blkg_put_nonatomic},
     };
     for (const auto& t : table)
       if (name == t.name) return t.flag;
@@ -111,7 +129,8 @@ struct busted_flags {
           &throtl_split_no_iops, &throtl_single_queue, &throtl_meta_fifo,
           &throtl_flush_own_timer, &throtl_exit_checks_bit, &throtl_parent_skips_bps,
           &throtl_v1_stats_only_with_rules, &throtl_exit_skips_tg_timers,
-          &unregister_no_wait, &blkg_insert_fail_async})
+          &unregister_no_wait, &blkg_insert_fail_async, &free_work_unlink_unlocked,
+          &activate_dying_blkg, &blkg_put_nonatomic})
       f->store(false, std::memory_order_relaxed);
   }
 };
