@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
 // The C++ half of tools/blkcg-torture (which builds and calls it):
 //
-//   scenario_tool run [--busted=FLAG] FILE...   replay text or binary scenarios; reports are
-//                                               printed ("!!!") and counted; exit 1 if any
-//   scenario_tool decode FILE                   binary -> text, on stdout
+//   scenario_tool run [--busted=FLAG] [--twice] FILE...
+//                                               replay text or binary scenarios; reports are
+//                                               printed ("!!!") and counted; exit 1 if any;
+//                                               --twice: a scheduled scenario also runs twice
+//                                               first, and a trace divergence is reported
+//   scenario_tool decode FILE                   binary -> text, on stdout (a PCT or random-walk
+//                                               schedule as the explicit preemptions of its run)
 //   scenario_tool encode FILE [OUT]             text -> binary (default OUT: stdout)
 //   scenario_tool hash FILE                     the content-hash name of a file
 //   scenario_tool minimize [--busted=FLAG] [--time=S] FILE [OUT]
@@ -33,6 +37,7 @@
 #include "impl/kern/report.h"
 #include "impl/scenario/binary.h"
 #include "impl/scenario/exec.h"
+#include "impl/scenario/schedule.h"
 #include "impl/scenario/text.h"
 
 namespace {
@@ -74,6 +79,60 @@ bool set_busted(const std::string& name) {
   }
   std::fprintf(stderr, "unknown busted flag '%s' (see impl/block/busted.h)\n", name.c_str());
   return false;
+}
+
+// Removes operations [start, end) and keeps the schedule's preemptions pointing at the same
+// operations (those inside the range go with them).
+void erase_ops(Scenario* s, size_t start, size_t end) {
+  s->ops.erase(s->ops.begin() + static_cast<long>(start), s->ops.begin() + static_cast<long>(end));
+  auto& pre = s->sched.preempts;
+  std::vector<scenario::Preempt> kept;
+  for (scenario::Preempt p : pre) {
+    const size_t op = static_cast<size_t>(p.op);
+    if (op >= start && op < end) continue;
+    if (op >= end) p.op -= static_cast<int>(end - start);
+    kept.push_back(p);
+  }
+  pre = std::move(kept);
+}
+
+// The explicit preemption list of a scheduled scenario's run, from a child (reports abort
+// as when fuzzing; every preemption reaches us before any crash).
+std::vector<scenario::Preempt> explicit_preempts(const Scenario& s) {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    const int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 2);
+    kern::set_report_mode(kern::ReportMode::kAbort);
+    scenario::run_concurrent(s, false, [&](const scenario::Preempt& p) {
+      const int v[4] = {p.task, p.op, p.seam, p.to};
+      if (write(fds[1], v, sizeof(v)) != sizeof(v)) _exit(1);
+    });
+    _exit(0);
+  }
+  close(fds[1]);
+  std::vector<scenario::Preempt> out;
+  int v[4];
+  while (read(fds[0], v, sizeof(v)) == sizeof(v)) out.push_back({v[0], v[1], v[2], v[3]});
+  close(fds[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  return out;
+}
+
+// `s` with a PCT or random-walk schedule replaced by the explicit list of its run.
+Scenario with_explicit_schedule(const Scenario& s) {
+  if (s.sched.kind != scenario::Schedule::kPct && s.sched.kind != scenario::Schedule::kWalk)
+    return s;
+  Scenario e = s;
+  e.sched = {};
+  e.sched.kind = scenario::Schedule::kList;
+  e.sched.preempts = explicit_preempts(s);
+  return e;
 }
 
 // Runs `s` in a child with reports aborting; returns the crash signature ("" if none).
@@ -167,6 +226,8 @@ bool reanchor_fault(Scenario* s) {
   return false;
 }
 
+bool check_twice = false;  // run --twice: scheduled scenarios run twice, traces compared
+
 int cmd_run(const std::vector<std::string>& files) {
   kern::set_report_mode(kern::ReportMode::kCount);
   const uint64_t before = kern::report_count();
@@ -174,6 +235,7 @@ int cmd_run(const std::vector<std::string>& files) {
     Scenario s;
     bool text;
     if (!load(f, &s, &text)) return 2;
+    if (check_twice && s.sched.kind != scenario::Schedule::kNone) scenario::check_determinism(s);
     const scenario::ExecStats st = scenario::run_scenario(s);
     std::fprintf(stderr, "%s: %zu ops, %zu expectations, %zu model checks\n", f.c_str(), st.ops,
                  st.expectations, st.model_checks);
@@ -197,14 +259,46 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
     return 1;
   }
   std::fprintf(stderr, "signature: %s (%zu ops)\n", sig.c_str(), s.ops.size());
+  // A PCT or random-walk schedule becomes the explicit preemptions of its run (the same
+  // run, now shrinkable entry by entry).
+  if (s.sched.kind == scenario::Schedule::kPct || s.sched.kind == scenario::Schedule::kWalk) {
+    Scenario e = with_explicit_schedule(s);
+    if (signature_of(e) == sig) {
+      s = std::move(e);
+      std::fprintf(stderr, "explicit schedule: %zu preemption(s)\n", s.sched.preempts.size());
+    }
+  }
+  // Fewer preemptions first (ddmin over the list), so that operations then go more easily.
+  auto shrink_preempts = [&] {
+    auto& pre = s.sched.preempts;
+    for (size_t chunk = std::max<size_t>(1, pre.size() / 2); chunk >= 1 && elapsed() < seconds;) {
+      bool progress = false;
+      for (size_t start = 0; start < pre.size() && elapsed() < seconds;) {
+        Scenario c = s;
+        auto& cp = c.sched.preempts;
+        cp.erase(cp.begin() + static_cast<long>(start),
+                 cp.begin() + static_cast<long>(std::min(start + chunk, cp.size())));
+        if (signature_of(c) == sig) {
+          s = std::move(c);
+          progress = true;
+        } else {
+          start += chunk;
+        }
+      }
+      if (!progress) {
+        if (chunk == 1) break;
+        chunk /= 2;
+      }
+    }
+  };
+  shrink_preempts();
   // ddmin: remove chunks of shrinking size while the signature holds.
   size_t chunk = s.ops.size() / 2;
   while (chunk >= 1 && elapsed() < seconds) {
     bool progress = false;
     for (size_t start = 0; start < s.ops.size() && elapsed() < seconds;) {
       Scenario c = s;
-      const size_t end = std::min(start + chunk, c.ops.size());
-      c.ops.erase(c.ops.begin() + static_cast<long>(start), c.ops.begin() + static_cast<long>(end));
+      erase_ops(&c, start, std::min(start + chunk, c.ops.size()));
       if (signature_of(c) == sig) {
         s = std::move(c);
         progress = true;
@@ -214,14 +308,15 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
     }
     if (!progress) chunk /= 2;
   }
-  // A fault_nth moved next to the operation it hits, so that the rest can go.
-  {
+  // A fault_nth moved next to the operation it hits, so that the rest can go (sequential
+  // scenarios: with a schedule the allocation order is the interleaving's).
+  if (s.sched.kind == scenario::Schedule::kNone) {
     Scenario c = s;
     if (elapsed() < seconds && reanchor_fault(&c) && signature_of(c) == sig) {
       s = std::move(c);
       for (size_t i = 0; i < s.ops.size() && elapsed() < seconds;) {
         Scenario d = s;
-        d.ops.erase(d.ops.begin() + static_cast<long>(i));
+        erase_ops(&d, i, i + 1);
         if (signature_of(d) == sig) s = std::move(d);
         else ++i;
       }
@@ -235,7 +330,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
         a.task == b.task && a.expect.kind == scenario::Expect::kNone) {
       Scenario c = s;
       c.ops[i + 1].n += c.ops[i].n;
-      c.ops.erase(c.ops.begin() + static_cast<long>(i));
+      erase_ops(&c, i, i + 1);
       if (signature_of(c) == sig) {
         s = std::move(c);
         continue;
@@ -270,14 +365,15 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
     }
     for (size_t i = 0; changed && i < s.ops.size() && elapsed() < seconds;) {
       Scenario c = s;
-      c.ops.erase(c.ops.begin() + static_cast<long>(i));
+      erase_ops(&c, i, i + 1);
       if (signature_of(c) == sig) s = std::move(c);
       else ++i;
     }
   }
+  shrink_preempts();
   const std::string t = scenario::to_text(s);
-  std::fprintf(stderr, "minimized to %zu ops in %.1f s; signature: %s\n", s.ops.size(), elapsed(),
-               sig.c_str());
+  std::fprintf(stderr, "minimized to %zu ops, %zu preemption(s) in %.1f s; signature: %s\n",
+               s.ops.size(), s.sched.preempts.size(), elapsed(), sig.c_str());
   if (out.empty()) {
     std::fputs(t.c_str(), stdout);
   } else {
@@ -295,7 +391,7 @@ uint64_t fnv1a(const std::string& s) {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: scenario_tool run [--busted=FLAG] FILE... | decode FILE | encode FILE "
+               "usage: scenario_tool run [--busted=FLAG] [--twice] FILE... | decode FILE | encode FILE "
                "[OUT] | hash FILE | minimize [--busted=FLAG] [--time=S] FILE [OUT]\n");
   return 2;
 }
@@ -311,6 +407,8 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a.rfind("--busted=", 0) == 0) {
       if (!set_busted(a.substr(9))) return 2;
+    } else if (a == "--twice") {
+      check_twice = true;
     } else if (a.rfind("--time=", 0) == 0) {
       seconds = std::atof(a.c_str() + 7);
     } else {
@@ -325,7 +423,10 @@ int main(int argc, char** argv) {
   if (cmd == "decode" || cmd == "encode") {
     if (!load(args[0], &s, &text)) return 2;
     if (cmd == "decode") {
-      std::fputs(scenario::to_text(s).c_str(), stdout);
+      // A PCT / random-walk schedule is written out as the preemptions of its run.
+      const Scenario e = with_explicit_schedule(s);
+      if (!(e == s)) std::printf("# found with: %s", scenario::schedule_to_text(s.sched).c_str());
+      std::fputs(scenario::to_text(e).c_str(), stdout);
       return 0;
     }
     const std::vector<uint8_t> bin = scenario::encode_binary(s);

@@ -199,15 +199,24 @@ blkg_iostat blkg_iostat_read(blkcg_gq* blkg) { return snapshot_cur(&blkg->iostat
 std::string blkcg_print_stat(cgroup_hierarchy& h, cgroup* cg) {
   blkcg* b = cg->io;
   if (b == blkcg_root()) {
-    // The root's blkgs: one per disk. Fill each from its disk totals.
+    // The root's blkgs: one per disk. Fill each from its disk totals. Each queue is
+    // pinned while listed (a blkg on the list holds a queue reference, so taking one
+    // under b->lock is safe): without the pin, a disk released once the lock is dropped
+    // frees its queue under the fill (found by fuzz_sched; the kernel walks the disks
+    // with device references held).
     std::vector<request_queue*> qs;
     {
       kern::SpinIrqGuard g(b->lock);
       for (blkcg_gq* blkg = b->blkg_list.load(std::memory_order_relaxed); blkg;
-           blkg = blkg->blkcg_next.load(std::memory_order_relaxed))
+           blkg = blkg->blkcg_next.load(std::memory_order_relaxed)) {
+        if (!busted().root_iostat_unpinned.load(std::memory_order_relaxed)) blk_get_queue(blkg->q);
         qs.push_back(blkg->q);
+      }
     }
-    for (request_queue* q : qs) blkcg_fill_root_iostats(q);
+    for (request_queue* q : qs) {
+      blkcg_fill_root_iostats(q);
+      if (!busted().root_iostat_unpinned.load(std::memory_order_relaxed)) blk_put_queue(q);
+    }
   } else {
     cgroup_rstat_flush(h, cg);
   }

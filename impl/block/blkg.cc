@@ -177,11 +177,18 @@ blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
   }
   blkg_init_pds(blkg);  // after the parent link, before anyone can see the blkg
   bool inserted;
+  bool offline = false;
   {
     kern::SpinIrqGuard g(b->lock);
+    // The blkcg may have gone offline since css_tryget_online above: we sleep in between
+    // (allocations under blkcg_mutex), and unlike the queue_lock it replaced, that mutex
+    // does not hold off the grace period before css offline. Its blkgs are then already
+    // destroyed, and a blkg inserted now would never be (its stats stranded in a removed
+    // cgroup, a pd never offlined). Found by fuzz_sched; busted: blkg_create_after_offline.
+    offline = b->blkgs_destroyed && !busted().blkg_create_after_offline.load(std::memory_order_relaxed);
     // Radix-tree nodes come from GFP_NOWAIT: the insertion can fail even here (RFC patch
     // 15 dropped the preload).
-    inserted = b->blkg_tree.insert(static_cast<uint64_t>(q->id), blkg) == 0;
+    inserted = !offline && b->blkg_tree.insert(static_cast<uint64_t>(q->id), blkg) == 0;
     if (inserted) {
       blkcg_gq* first = b->blkg_list.load(std::memory_order_relaxed);
       blkg->blkcg_next.store(first, std::memory_order_relaxed);
@@ -212,7 +219,7 @@ blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
       blkg_free_unpublished(blkg);
       css_put(b);
     }
-    *err = -ENOMEM;
+    *err = offline ? -ENODEV : -ENOMEM;
     return nullptr;
   }
   *err = 0;

@@ -34,6 +34,13 @@
 //                       non-atomic refcount, put from the RCU callback without the lock,
 //                       #5 of the historical list): a concurrent put is lost, the blkg (and
 //                       its queue) leak, or the count drops twice.
+//   root_iostat_unpinned  the root's io.stat lists the queues under blkcg->lock, then fills
+//                       each without a queue reference: a disk released in between frees
+//                       the queue under the fill (found by fuzz_sched; ASan).
+//   blkg_create_after_offline  blkg_create inserts a blkg into a blkcg that went offline
+//                       after its css_tryget_online (the creation sleeps under blkcg_mutex
+//                       in between): a blkg offline destruction never sees, its stats
+//                       stranded (found by fuzz_sched; stats conservation).
 // blk-throttle (each caught by the throtl conformance scenario named):
 //   throtl_trim_no_slack      trim discards the slice it should keep (before 29cb95593430):
 //                             the rate falls below the limit at HZ=100 (throtl/001).
@@ -79,6 +86,8 @@ struct busted_flags {
   std::atomic<bool> free_work_unlink_unlocked{false};
   std::atomic<bool> activate_dying_blkg{false};
   std::atomic<bool> blkg_put_nonatomic{false};
+  std::atomic<bool> root_iostat_unpinned{false};
+  std::atomic<bool> blkg_create_after_offline{false};
   std::atomic<bool> throtl_trim_no_slack{false};
   std::atomic<bool> throtl_no_carryover{false};
   std::atomic<bool> throtl_split_charges_bps{false};
@@ -116,6 +125,8 @@ struct busted_flags {
         {"free_work_unlink_unlocked", &free_work_unlink_unlocked},
         {"activate_dying_blkg", &activate_dying_blkg},
         {"blkg_put_nonatomic", &blkg_put_nonatomic},
+        {"root_iostat_unpinned", &root_iostat_unpinned},
+        {"blkg_create_after_offline", &blkg_create_after_offline},
     };
     for (const auto& t : table)
       if (name == t.name) return t.flag;
@@ -130,7 +141,8 @@ struct busted_flags {
           &throtl_flush_own_timer, &throtl_exit_checks_bit, &throtl_parent_skips_bps,
           &throtl_v1_stats_only_with_rules, &throtl_exit_skips_tg_timers,
           &unregister_no_wait, &blkg_insert_fail_async, &free_work_unlink_unlocked,
-          &activate_dying_blkg, &blkg_put_nonatomic})
+          &activate_dying_blkg, &blkg_put_nonatomic, &root_iostat_unpinned,
+          &blkg_create_after_offline})
       f->store(false, std::memory_order_relaxed);
   }
 };

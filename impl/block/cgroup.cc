@@ -126,6 +126,21 @@ size_t cgroup_hierarchy::nr_live_cgroups() {
 int cgroup_hierarchy::mkdir(cgroup* parent, const std::string& name, cgroup** out) {
   if (!valid_name(name)) return -EINVAL;
   kern::MutexGuard g(cgroup_mutex);
+  return mkdir_locked(parent, name, out);
+}
+
+int cgroup_hierarchy::mkdir_path(const std::string& path, cgroup** out) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return -EINVAL;
+  const std::string name = path.substr(slash + 1);
+  if (!valid_name(name)) return -EINVAL;
+  kern::MutexGuard g(cgroup_mutex);
+  cgroup* parent = lookup_locked(slash == 0 ? "/" : path.substr(0, slash));
+  if (!parent) return -ENOENT;
+  return mkdir_locked(parent, name, out);
+}
+
+int cgroup_hierarchy::mkdir_locked(cgroup* parent, const std::string& name, cgroup** out) {
   if (parent->removed) return -ENOENT;
   for (cgroup* c : parent->children)
     if (c->name == name) return -EEXIST;
@@ -146,12 +161,23 @@ int cgroup_hierarchy::mkdir(cgroup* parent, const std::string& name, cgroup** ou
   live_.push_back(cg);
   blkcg_css_online(b);
   b->online = true;
+  if (on_mkdir) on_mkdir(cg);
   if (out) *out = cg;
   return 0;
 }
 
 int cgroup_hierarchy::rmdir(cgroup* cg) {
   kern::MutexGuard g(cgroup_mutex);
+  return rmdir_locked(cg);
+}
+
+int cgroup_hierarchy::rmdir_path(const std::string& path) {
+  kern::MutexGuard g(cgroup_mutex);
+  cgroup* cg = lookup_locked(path);
+  return cg ? rmdir_locked(cg) : -ENOENT;
+}
+
+int cgroup_hierarchy::rmdir_locked(cgroup* cg) {
   if (cg == root_) return -EINVAL;
   if (cg->removed) return -ENOENT;
   if (!cg->children.empty() || !cg->procs.empty()) return -EBUSY;
@@ -161,6 +187,7 @@ int cgroup_hierarchy::rmdir(cgroup* cg) {
   // Stage 2: offline, then kill the base reference (the last put starts stage 3).
   cg->io->online = false;
   blkcg_css_offline(cg->io);
+  if (on_rmdir) on_rmdir(cg);
   kern::percpu_ref_kill(&cg->io->refcnt);
   return 0;
 }
@@ -197,12 +224,32 @@ blkcg* cgroup_hierarchy::get_io_css(const std::string& path) {
 
 int cgroup_hierarchy::attach_task(cgroup* cg, int pid) {
   kern::MutexGuard g(cgroup_mutex);
+  return attach_task_locked(cg, pid);
+}
+
+int cgroup_hierarchy::attach_task_path(const std::string& path, int pid) {
+  kern::MutexGuard g(cgroup_mutex);
+  cgroup* cg = lookup_locked(path);
+  return cg ? attach_task_locked(cg, pid) : -ENOENT;
+}
+
+int cgroup_hierarchy::read_procs(const std::string& path, std::string* out) {
+  kern::MutexGuard g(cgroup_mutex);
+  cgroup* cg = lookup_locked(path);
+  if (!cg) return -ENOENT;
+  out->clear();
+  for (int pid : cg->procs) *out += std::to_string(pid) + "\n";
+  return 0;
+}
+
+int cgroup_hierarchy::attach_task_locked(cgroup* cg, int pid) {
   if (cg->removed) return -ENOENT;
   auto it = task_map_.find(pid);
   cgroup* old = it == task_map_.end() ? root_ : it->second;
   old->procs.erase(pid);
   cg->procs.insert(pid);
   task_map_[pid] = cg;
+  if (on_attach) on_attach(pid, cg);
   return 0;
 }
 

@@ -21,6 +21,7 @@
 // Tasks are identified by pid; a pid not attached anywhere belongs to the root.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -76,6 +77,11 @@ class cgroup_hierarchy {
   int mkdir(cgroup* parent, const std::string& name, cgroup** out);
   // 0, -EBUSY (children or tasks), -EINVAL (root), -ENOENT (already removed).
   int rmdir(cgroup* cg);
+  // The same by path, the lookup and the change under one hold of cgroup_mutex (a
+  // concurrent rmdir cannot free the parent or the victim in between): -ENOENT when the
+  // parent (mkdir) or the cgroup (rmdir) does not exist. Context: process.
+  int mkdir_path(const std::string& path, cgroup** out);
+  int rmdir_path(const std::string& path);
   // Looks a live cgroup up by path ("/", "/a/b"); nullptr if none.
   cgroup* lookup(const std::string& path);
   // The io css of the live cgroup at `path` with a reference taken (css_tryget_online),
@@ -83,6 +89,11 @@ class cgroup_hierarchy {
   blkcg* get_io_css(const std::string& path);
   // cgroup.procs write: move `pid` into `cg` (-ENOENT if cg was removed).
   int attach_task(cgroup* cg, int pid);
+  // The same by path, and the pids of the cgroup at `path`, each with the lookup under the
+  // same hold of cgroup_mutex (a cgroup* from lookup() may be freed by a concurrent rmdir
+  // as soon as the mutex is dropped). -ENOENT if there is no such live cgroup.
+  int attach_task_path(const std::string& path, int pid);
+  int read_procs(const std::string& path, std::string* out);
   // The cgroup of `pid` (the root if never attached).
   cgroup* task_cgroup(int pid);
   // Runs css frees that are waiting for a grace period and their work (test helper).
@@ -91,8 +102,17 @@ class cgroup_hierarchy {
 
   kern::mutex cgroup_mutex{"cgroup_mutex"};
 
+  // Observers for an oracle beside the hierarchy (the scenario executor's model): called
+  // under cgroup_mutex at the moment the change takes effect, so concurrent changes reach
+  // the observer in the order they happened. Set before any task runs; must not sleep.
+  std::function<void(cgroup*)> on_mkdir, on_rmdir;
+  std::function<void(int pid, cgroup*)> on_attach;
+
  private:
   cgroup* lookup_locked(const std::string& path) REQUIRES(cgroup_mutex);
+  int mkdir_locked(cgroup* parent, const std::string& name, cgroup** out) REQUIRES(cgroup_mutex);
+  int rmdir_locked(cgroup* cg) REQUIRES(cgroup_mutex);
+  int attach_task_locked(cgroup* cg, int pid) REQUIRES(cgroup_mutex);
 
   cgroup* root_ = nullptr;
   bool dfl_ = true;

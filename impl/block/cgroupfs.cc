@@ -78,12 +78,9 @@ int cgroup_file_read(cgroup_hierarchy& h, const std::string& path, std::string* 
   if (cg == nullptr) return -ENOENT;
   const Kind k = file_kind(h, t.file, cg == h.root());
   if (k == Kind::kNone) return -ENOENT;
-  if (k == Kind::kProcs) {
-    kern::MutexGuard g(h.cgroup_mutex);
-    out->clear();
-    for (int pid : cg->procs) *out += std::to_string(pid) + "\n";
-    return 0;
-  }
+  // (cg is only compared from here on: a concurrent rmdir may free it once lookup() let
+  // go of cgroup_mutex; what needs the cgroup looks it up again under the mutex or pins it.)
+  if (k == Kind::kProcs) return h.read_procs(t.dir, out);
   if (k == Kind::kReset) return -EINVAL;  // write-only
   // cg stays linked while we print: a concurrent rmdir needs cgroup_mutex, which the
   // flush takes; pin the css across the read.
@@ -113,7 +110,7 @@ long cgroup_file_write(cgroup_hierarchy& h, const std::string& path, const std::
     case Kind::kProcs: {
       uint64_t pid;
       if (!parse_u64(data, &pid) || pid == 0 || pid > 4194304) return -EINVAL;
-      const int r = h.attach_task(cg, static_cast<int>(pid));
+      const int r = h.attach_task_path(t.dir, static_cast<int>(pid));
       return r < 0 ? (r == -ENOENT ? -ENODEV : r) : static_cast<long>(data.size());
     }
     default: break;

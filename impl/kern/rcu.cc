@@ -20,8 +20,8 @@ struct alignas(64) ReaderSlot {
   std::atomic<uint64_t> v{0};
 };
 
-// The grace-period counter. Only ever incremented (never reset: tags compare relative to
-// it, so a fresh world does not need a fresh counter).
+// The grace-period counter. Only ever incremented, except by rcu_reset (a fresh world,
+// where no reader or callback holds a tag).
 std::atomic<uint64_t> gp_seq{0};
 // One slot per possible CPU (all kMaxCpus are scanned, so set_nr_cpus never hides one).
 ReaderSlot slots[kMaxCpus];
@@ -406,6 +406,10 @@ void rcu_reset() {
     cb_inflight = nullptr;  // a batch still running unlinks nothing we care about
     cb_invoked.store(cb_queued.load(std::memory_order_relaxed), std::memory_order_relaxed);
     advanced = update_done_locked();
+    // Grace periods start from zero again, so that a run does not depend on how many the
+    // runs before it used (no reader and no callback holds a tag any more).
+    gp_seq.store(0, std::memory_order_seq_cst);
+    gp_completed.store(0, std::memory_order_release);
   }
   if (advanced) notify(&cb_done_upto);
 }

@@ -11,6 +11,7 @@ namespace {
 
 constexpr uint8_t kExpectCode = 31;  // opcode index: the expectation of the previous op
 constexpr uint8_t kTaskCode = 30;    // opcode index: the task of the ops that follow
+constexpr uint8_t kSchedCode = 29;   // opcode index: the schedule, or one preemption
 constexpr uint8_t kLiteral = 0xFF;   // an index byte announcing a literal instead
 constexpr size_t kMaxString = 4096;
 
@@ -511,6 +512,38 @@ Scenario decode_binary(const uint8_t* data, size_t size) {
       task = t % (kMaxTask + 1);
       continue;
     }
+    if (kind == kSchedCode) {
+      // sub % 4: 0 list; 1 pct (varint seed, depth byte); 2 walk (varint seed); 3 preempt
+      // (task byte, varint op, varint seam - 1, to byte).
+      uint8_t sub;
+      if (!d.r.byte(&sub)) break;
+      Schedule& sc = s.sched;
+      uint64_t v = 0, w = 0;
+      uint8_t b = 0, b2 = 0;
+      switch (sub % 4) {
+        case 0:
+          sc.kind = Schedule::kList;
+          sc.seed = 0;
+          sc.depth = 1;
+          break;
+        case 1:
+          if (!d.r.varint(&v) || !d.r.byte(&b)) return s;
+          sc = {Schedule::kPct, v, 1 + b % kMaxPctDepth, {}};
+          break;
+        case 2:
+          if (!d.r.varint(&v)) return s;
+          sc = {Schedule::kWalk, v, 1, {}};
+          break;
+        default:
+          if (!d.r.byte(&b) || !d.r.varint(&v) || !d.r.varint(&w) || !d.r.byte(&b2)) return s;
+          if (sc.kind == Schedule::kNone) sc.kind = Schedule::kList;
+          if (sc.kind == Schedule::kList && v <= 1000000 && w < 1000000)
+            sc.preempts.push_back({b % (kMaxTask + 1), static_cast<int>(v), static_cast<int>(w) + 1,
+                                   b2 % (kMaxTask + 1)});
+      }
+      last_valid = false;
+      continue;
+    }
     if (kind == kExpectCode) {
       Expect e;
       if (!d.expectation(&e)) break;
@@ -539,7 +572,22 @@ Scenario decode_binary(const uint8_t* data, size_t size) {
 std::vector<uint8_t> encode_binary(const Scenario& s) {
   Writer w;
   w.byte(kBinaryVersion);
+  const Schedule& sc = s.sched;
+  if (sc.kind != Schedule::kNone) {
+    w.byte(kSchedCode);
+    w.byte(static_cast<uint8_t>(sc.kind - 1));  // list 0, pct 1, walk 2
+    if (sc.kind != Schedule::kList) w.varint(sc.seed);
+    if (sc.kind == Schedule::kPct) w.byte(static_cast<uint8_t>(sc.depth - 1));
+  }
   for (const Op& op : s.ops) encode_op(w, op);
+  for (const Preempt& p : sc.preempts) {
+    w.byte(kSchedCode);
+    w.byte(3);
+    w.byte(static_cast<uint8_t>(p.task));
+    w.varint(static_cast<uint64_t>(p.op));
+    w.varint(static_cast<uint64_t>(p.seam - 1));
+    w.byte(static_cast<uint8_t>(p.to));
+  }
   return w.out;
 }
 

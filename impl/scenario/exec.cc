@@ -14,12 +14,14 @@
 #include "impl/kern/clock.h"
 #include "impl/kern/cpu.h"
 #include "impl/kern/lockdep.h"
+#include "impl/kern/rcu.h"
 #include "impl/kern/report.h"
 #include "impl/kern/task.h"
 #include "impl/kern/timer.h"
 #include "impl/kern/workqueue.h"
 #include "impl/oracle/model.h"
 #include "impl/oracle/throtl_check.h"
+#include "impl/scenario/schedule.h"
 #include "impl/scenario/text.h"
 
 namespace scenario {
@@ -46,11 +48,6 @@ bool canonical(const std::string& p) {
   return true;
 }
 
-std::string parent_of(const std::string& p) {
-  const size_t s = p.rfind('/');
-  return s == 0 ? "/" : p.substr(0, s);
-}
-
 void split_file(const std::string& p, std::string* dir, std::string* file) {
   const size_t s = p.rfind('/');
   *dir = s == 0 ? "/" : p.substr(0, s);
@@ -58,6 +55,8 @@ void split_file(const std::string& p, std::string* dir, std::string* file) {
 }
 
 // What a bio handle holds.
+struct DiskSlot;
+
 struct Slot {
   blk::bio* b = nullptr;    // while owned by the scenario (not submitted or completed)
   bool submitted = false;   // handed to the block layer
@@ -65,6 +64,12 @@ struct Slot {
   bool done = false;
   int status = 0;
   blk::gendisk* disk = nullptr;
+  // Concurrent mode: the disk reference the bio's opener holds until the harness sees it
+  // completed (the kernel's open block device), and an operation of some task is using
+  // the slot (another task's operation on it returns -EBUSY instead of racing the harness).
+  blk::gendisk* ref = nullptr;
+  DiskSlot* ds = nullptr;
+  bool busy = false;
 };
 
 void slot_end_io(blk::bio* b) {
@@ -78,7 +83,21 @@ void slot_end_io(blk::bio* b) {
 struct DiskSlot {
   blk::gendisk* disk = nullptr;
   std::string dev;
-  int state = 0;  // 0 allocated, 1 live, 2 deleted
+  int state = 0;  // 0 allocated, 1 live, 2 deleted, 3 released (concurrent mode only)
+  // Concurrent mode: the slot is never erased while tasks run. `owner`: the scenario's own
+  // reference (put by disk_release); `hrefs`: other references the harness holds (one per
+  // operation using the disk, one per bio slot); when both are gone the disk is released.
+  // `busy`: a lifecycle operation (alloc, add, del) is in progress.
+  bool owner = true;
+  int hrefs = 0;
+  bool busy = false;
+};
+
+// Marks a slot busy for the duration of one operation (concurrent mode).
+struct BusyGuard {
+  bool* flag;
+  explicit BusyGuard(bool* f) : flag(f) { *flag = true; }
+  ~BusyGuard() { *flag = false; }
 };
 
 }  // namespace
@@ -93,9 +112,18 @@ std::string OpResult::str() const {
 }
 
 struct World::Impl {
-  explicit Impl(bool dfl_) : h(dfl_), dfl(dfl_) {}
+  Impl(bool dfl_, bool conc_) : h(dfl_), dfl(dfl_), conc(conc_) {}
   blk::cgroup_hierarchy h;
   const bool dfl;
+  // Concurrent mode (schedule.h): operations of several tasks interleave at seams. The
+  // harness then never erases a disk slot, holds disk references where an opener would,
+  // keeps a slot busy while an operation uses it, and takes the model's tree from the
+  // hierarchy's observers (called at the moment each change takes effect). Results are
+  // not compared with predictions (they depend on the interleaving); the deep checks at
+  // quiesce are the same.
+  const bool conc;
+  bool pol_busy = false;  // conc: a register/unregister is in progress
+  int pol_users = 0;      // conc: activations/deactivations in progress
   oracle::Model model;
   std::map<int, DiskSlot> disks;
   std::map<int, Slot*> bios;
@@ -112,7 +140,10 @@ struct World::Impl {
   }
 
   Slot* new_slot(int h) {
-    if (auto it = bios.find(h); it != bios.end()) drop_slot(it->second);
+    if (auto it = bios.find(h); it != bios.end()) {
+      if (it->second->busy) return nullptr;  // conc: another task is using the handle
+      drop_slot(it->second);
+    }
     slot_store.emplace_back();
     bios[h] = &slot_store.back();
     return &slot_store.back();
@@ -142,6 +173,7 @@ struct World::Impl {
   // Binds handle h to a bio the scenario now owns (completion recorded in the slot).
   Slot* bind_bio(int h, blk::bio* b, blk::gendisk* disk) {
     Slot* s = new_slot(h);
+    if (!s) return nullptr;
     s->b = b;
     s->disk = disk;
     b->bi_end_io = slot_end_io;
@@ -150,9 +182,58 @@ struct World::Impl {
   }
   Slot* owned(int h) {
     auto it = bios.find(h);
-    if (it == bios.end() || !it->second->b || it->second->submitted) return nullptr;
+    if (it == bios.end() || !it->second->b || it->second->submitted || it->second->busy)
+      return nullptr;
     return it->second;
   }
+
+  // Concurrent mode: the harness's users of a disk (seq mode: the pointer, no count). They
+  // share the scenario's one disk reference: it is put when the owner let go and the last
+  // user is done, by whoever is last. (Counting here, not in disk->refs, keeps the check
+  // and the count together: refcount_inc is a seam, a release could slip in before it.)
+  blk::gendisk* disk_get(DiskSlot* d) {
+    if (!d || !d->disk || (conc && (!d->owner || d->state == 3))) return nullptr;
+    if (conc) disk_dup(d, d->disk);
+    return d->disk;
+  }
+  void disk_dup(DiskSlot* d, blk::gendisk*) { ++d->hrefs; }
+  void disk_put(DiskSlot* d, blk::gendisk* g) {
+    if (!conc || !g) return;
+    if (--d->hrefs == 0 && !d->owner) {
+      disk_gone(d);
+      blk::put_disk(g);
+    }
+  }
+  // The harness's last reference went (the disk may be freed from here on).
+  void disk_gone(DiskSlot* d) {
+    if (d->state != 0) model.disk_released(d->dev);
+    d->state = 3;
+    d->disk = nullptr;
+  }
+  // Concurrent mode: bio slots whose bio completed give their disk reference back.
+  void reap() {
+    if (!conc) return;
+    for (size_t i = 0; i < slot_store.size(); ++i) {
+      Slot& s = slot_store[i];
+      if (s.ref && s.done && !s.busy) {
+        blk::gendisk* g = s.ref;
+        s.ref = nullptr;
+        disk_put(s.ds, g);
+      }
+    }
+  }
+  // An RAII disk reference for one operation.
+  struct DiskRef {
+    Impl* w;
+    DiskSlot* d;
+    blk::gendisk* g;
+    DiskRef(Impl* w_, DiskSlot* d_) : w(w_), d(d_), g(w_->disk_get(d_)) {}
+    ~DiskRef() {
+      if (g) w->disk_put(d, g);
+    }
+    DiskRef(const DiskRef&) = delete;
+    DiskRef& operator=(const DiskRef&) = delete;
+  };
   DiskSlot* disk(int h) {
     auto it = disks.find(h);
     return it == disks.end() ? nullptr : &it->second;
@@ -174,7 +255,7 @@ struct World::Impl {
     const uint64_t end = kern::jiffies() + limit;
     for (;;) {
       if (done()) return true;
-      if (kern::run_pending_work() > 0) continue;
+      if (kern::run_pending_work() > 0 || kern::rcu_process_callbacks() > 0) continue;
       uint64_t next;
       if (!kern::timer_next_expiry(&next) || kern::time_after_eq(kern::jiffies(), end))
         return done();
@@ -206,6 +287,7 @@ struct World::Impl {
   }
 
   long check_errno(long got, long want, const char* what) {
+    if (conc) return got;  // the result depends on the interleaving
     ++stats.model_checks;
     if (got != want && !(faults && got == -ENOMEM))
       violation("model:result", std::string(what) + " returned " + std::to_string(got) +
@@ -226,16 +308,36 @@ struct World::Impl {
   void quiesce();
 };
 
-World::World(bool dfl) : p_(nullptr) {
+World::World(bool dfl, bool concurrent) : p_(nullptr) {
+  // What impl/ creates once per process on first use (the throttle policy's registration,
+  // the workqueues) is created here, before any run: else the first run of a process
+  // would take extra locks and seams inside its first operation that uses them, and a
+  // schedule found in a later run would not replay as the first run of a new process
+  // (check_determinism found this).
+  blk::blkcg_policy_throtl();
+  blk::kthrotld_workqueue();
+  blk::blkcg_punt_bio_wq();
+  kern::system_wq();
   kern::alloc_reset();
   kern::lockdep_reset();
   kern::timers_reset();
+  kern::rcu_reset();  // grace-period numbers too: a run must not depend on the one before
   kern::set_hz(1000);
   kern::clock_reset();
   kern::fault_set({});
   blk::testpol_reset();
-  p_ = std::make_unique<Impl>(dfl);
+  p_ = std::make_unique<Impl>(dfl, concurrent);
   p_->model.set_root_id(p_->h.root()->id);
+  if (concurrent) {
+    Impl* w = p_.get();
+    auto path = [w](blk::cgroup* cg) { return cg == w->h.root() ? std::string("/") : cg->path; };
+    w->h.on_mkdir = [w, path](blk::cgroup* cg) { w->model.mkdir(path(cg), cg->id); };
+    w->h.on_rmdir = [w, path](blk::cgroup* cg) {
+      w->model.rmdir(path(cg));
+      w->removed.push_back(path(cg));
+    };
+    w->h.on_attach = [w, path](int pid, blk::cgroup* cg) { w->model.attach(pid, path(cg)); };
+  }
 }
 
 World::~World() {
@@ -255,6 +357,7 @@ const ExecStats& World::stats() const { return p_->stats; }
 
 OpResult World::exec(const Op& op, int index) {
   p_->index = index;
+  p_->reap();
   OpResult r = p_->run(op);
   ++p_->stats.ops;
   // The expectation of the line.
@@ -296,8 +399,11 @@ void World::Impl::after_op() {
   const kern::Task* t = kern::current();
   if (t->nr_held != 0)
     violation("lock-held-after-op", std::to_string(t->nr_held) + " lock(s) still held");
-  for (auto& [h, d] : disks)
-    if (d.state >= 1) oracle::throtl_check_structure(d.disk->queue);
+  for (auto& [h, d] : disks) {
+    if (d.state != 1 && d.state != 2) continue;
+    DiskRef ref(this, &d);  // conc: another task may release it meanwhile
+    if (ref.g) oracle::throtl_check_structure(ref.g->queue);
+  }
 }
 
 OpResult World::Impl::run(const Op& op) {
@@ -308,18 +414,17 @@ OpResult World::Impl::run(const Op& op) {
         r.value = op.path == "/" ? -EEXIST : -EINVAL;
         break;
       }
-      blk::cgroup* parent = h.lookup(parent_of(op.path));
-      const std::string name = op.path.substr(op.path.rfind('/') + 1);
       blk::cgroup* out = nullptr;
-      r.value = parent ? h.mkdir(parent, name, &out) : -ENOENT;
+      r.value = h.mkdir_path(op.path, &out);
+      if (conc) break;  // the model follows h.on_mkdir
       check_errno(r.value, model.predict_mkdir(op.path), "mkdir");
       if (r.value == 0) model.mkdir(op.path, out->id);
       break;
     }
     case OpKind::kRmdir: {
-      blk::cgroup* cg = canonical(op.path) ? h.lookup(op.path) : nullptr;
       if (op.path == "/") r.value = -EINVAL;
-      else r.value = cg ? h.rmdir(cg) : -ENOENT;
+      else r.value = canonical(op.path) ? h.rmdir_path(op.path) : -ENOENT;
+      if (conc) break;  // the model follows h.on_rmdir
       check_errno(r.value, canonical(op.path) ? model.predict_rmdir(op.path) : -ENOENT, "rmdir");
       if (r.value == 0) {
         model.rmdir(op.path);
@@ -334,26 +439,34 @@ OpResult World::Impl::run(const Op& op) {
       }
       const std::string data = std::to_string(op.n) + "\n";
       r.value = blk::cgroup_file_write(h, op.path == "/" ? "/cgroup.procs" : op.path + "/cgroup.procs", data);
-      if (r.value > 0) model.attach(static_cast<int>(op.n), op.path);
+      if (r.value > 0 && !conc) model.attach(static_cast<int>(op.n), op.path);
       break;
     }
     case OpKind::kDiskAlloc: {
-      if (disks.count(op.a)) {
+      // (conc: a slot whose disk is gone may be bound again; never erased while tasks run)
+      auto it = disks.find(op.a);
+      const bool reuse = conc && it != disks.end() && !it->second.disk && !it->second.busy;
+      if (it != disks.end() && !reuse) {
         r.value = -EEXIST;
         break;
       }
-      if (disks.size() >= kMaxDisks) {
+      if (!reuse && disks.size() >= kMaxDisks) {
         r.value = -ENOSPC;
         break;
       }
+      DiskSlot& s = disks[op.a];
+      s = DiskSlot{};
+      s.busy = true;  // conc: reserved while the allocation may switch tasks
       blk::gendisk* d = blk::alloc_disk(static_cast<int>(op.m), static_cast<int>(op.n), op.a + 1);
+      s.busy = false;
       if (!d) {
         r.value = -ENOMEM;
+        if (conc) s.state = 3;  // an empty slot, bindable again
+        else disks.erase(op.a);
         break;
       }
       d->max_io_bytes = op.max_io == 0 ? 0 : std::max(op.max_io, kMinMaxIo);
       d->latency = std::min<uint64_t>(op.latency, 10000);
-      DiskSlot& s = disks[op.a];
       s.disk = d;
       s.dev = d->name;
       hooks(s);
@@ -361,10 +474,13 @@ OpResult World::Impl::run(const Op& op) {
     }
     case OpKind::kDiskAdd: {
       DiskSlot* d = disk(op.a);
-      if (!d) r.value = -EBADF;
+      if (!d || !d->disk || (conc && !d->owner)) r.value = -EBADF;
+      else if (d->busy) r.value = -EBUSY;
       else if (d->state != 0) r.value = -EINVAL;
       else if (dev_in_use(d->dev, d)) r.value = -EEXIST;  // a dev_t is free after release
       else {
+        DiskRef ref(this, d);
+        BusyGuard busy(&d->busy);
         r.value = blk::add_disk(d->disk);
         if (r.value == 0) {
           d->state = 1;
@@ -375,32 +491,48 @@ OpResult World::Impl::run(const Op& op) {
     }
     case OpKind::kDiskDel: {
       DiskSlot* d = disk(op.a);
-      if (!d) r.value = -EBADF;
+      if (!d || !d->disk || (conc && !d->owner)) r.value = -EBADF;
+      else if (d->busy) r.value = -EBUSY;
       else if (d->state != 1) r.value = -EINVAL;
       else {
+        DiskRef ref(this, d);
+        BusyGuard busy(&d->busy);
+        d->state = 2;  // before: conc tasks see it deleted while del_gendisk runs
         blk::del_gendisk(d->disk);
-        d->state = 2;
         model.disk_deleted(d->dev);
       }
       break;
     }
     case OpKind::kDiskRelease: {
       DiskSlot* d = disk(op.a);
-      if (!d) r.value = -EBADF;
-      else release_disk(op.a, *d);
+      if (!d || !d->disk || (conc && !d->owner)) r.value = -EBADF;
+      else if (d->busy) r.value = -EBUSY;
+      else if (!conc) release_disk(op.a, *d);
+      else {
+        // The scenario's reference goes; the disk is released when the last opener (an
+        // operation in progress, a bio not yet completed) lets go.
+        blk::gendisk* g = d->disk;
+        d->owner = false;
+        if (d->hrefs == 0) {
+          disk_gone(d);
+          blk::put_disk(g);
+        }
+      }
       break;
     }
     case OpKind::kPartition: {
       DiskSlot* d = disk(op.a);
-      r.value = !d ? -EBADF : d->state != 1 || op.n == 0 || op.n > 255
+      DiskRef ref(this, d);
+      r.value = !ref.g ? -EBADF : d->state != 1 || op.n == 0 || op.n > 255
                                   ? -EINVAL
-                                  : blk::add_partition(d->disk, static_cast<int>(op.n));
+                                  : blk::add_partition(ref.g, static_cast<int>(op.n));
       break;
     }
     case OpKind::kWrite: {
       std::string dir, file;
       split_file(op.path, &dir, &file);
       r.value = blk::cgroup_file_write(h, op.path, op.data);
+      if (conc) break;  // io.max and the tree: the interleaving decides (observers)
       if (dfl && file == "io.max" && canonical(dir) && model.cgroup_exists(dir) && dir != "/") {
         const long want = model.predict_iomax_write(dir, op.data);
         check_errno(r.value, want, "io.max write");
@@ -424,7 +556,7 @@ OpResult World::Impl::run(const Op& op) {
       }
       r.is_text = true;
       r.text = out;
-      if (dfl && canonical(dir) && model.cgroup_exists(dir)) {
+      if (dfl && !conc && canonical(dir) && model.cgroup_exists(dir)) {
         std::string bad;
         if (file == "io.max" && dir != "/") bad = model.check_iomax_read(dir, out);
         if (file == "io.stat" && (dir == "/" || !removed_under(dir)))
@@ -436,7 +568,8 @@ OpResult World::Impl::run(const Op& op) {
     }
     case OpKind::kBio: {
       DiskSlot* d = disk(op.b);
-      if (!d) {
+      DiskRef ref(this, d);
+      if (!ref.g) {
         r.value = -EBADF;
         break;
       }
@@ -448,18 +581,32 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -EINVAL;
         break;
       }
+      if (auto it = bios.find(op.a); it != bios.end() && it->second->busy) {
+        r.value = -EBUSY;
+        break;
+      }
       unsigned opf = 0;
       if (op.flags & kFlagMeta) opf |= blk::REQ_META;
       if (op.flags & kFlagSwap) opf |= blk::REQ_SWAP;
       if (op.flags & kFlagSync) opf |= blk::REQ_SYNC;
       if (op.flags & kFlagPunt) opf |= blk::REQ_CGROUP_PUNT;
-      blk::bio* b = blk::bio_alloc(d->disk, static_cast<blk::bio_op>(op.bio_op), op.n, opf,
+      blk::bio* b = blk::bio_alloc(ref.g, static_cast<blk::bio_op>(op.bio_op), op.n, opf,
                                    kern::GFP_NOIO);
       if (!b) {
         r.value = -ENOMEM;
         break;
       }
-      bind_bio(op.a, b, d->disk);
+      Slot* s = bind_bio(op.a, b, ref.g);
+      if (!s) {  // conc: the handle became busy while the allocation switched tasks
+        blk::bio_put(b);
+        r.value = -EBUSY;
+        break;
+      }
+      if (conc) {
+        s->ds = d;
+        s->ref = ref.g;
+        disk_dup(d, ref.g);
+      }
       break;
     }
     case OpKind::kAssoc: {
@@ -468,6 +615,7 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -EBADF;
         break;
       }
+      BusyGuard busy(&s->busy);
       blk::blkcg* css = canonical(op.path) ? h.get_io_css(op.path) : nullptr;
       if (!css) {
         r.value = -ENOENT;
@@ -496,13 +644,24 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -EBADF;
         break;
       }
+      BusyGuard busy(&src->busy);
       blk::bio* b = blk::bio_alloc(src->b->disk, src->b->op, src->b->size, src->b->opf, kern::GFP_NOIO);
       if (!b) {
         r.value = -ENOMEM;
         break;
       }
       const bool ok = blk::bio_clone_blkg_association(b, src->b, op.nowait);
-      bind_bio(op.a, b, src->disk);
+      Slot* s = bind_bio(op.a, b, src->disk);
+      if (!s) {  // the handle is in use by another task's operation (or is the source)
+        blk::bio_put(b);
+        r.value = -EBUSY;
+        break;
+      }
+      if (conc) {
+        s->ds = src->ds;
+        s->ref = src->disk;
+        disk_dup(src->ds, src->disk);  // the source's reference keeps the disk alive
+      }
       r.value = ok ? 0 : -EAGAIN;
       break;
     }
@@ -516,14 +675,21 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -EINVAL;
         break;
       }
+      BusyGuard busy(&src->busy);
       blk::bio* piece = blk::bio_split(src->b, op.n, kern::GFP_NOIO);
       if (!piece) {
         r.value = -ENOMEM;
         break;
       }
       Slot* s = new_slot(op.a);
+      if (!s) {  // conc: the handle is in use; the piece completes into its parent
+        blk::bio_endio(piece);
+        r.value = -EBUSY;
+        break;
+      }
       s->b = piece;
       s->disk = src->disk;
+      s->ds = src->ds;
       s->chained = true;
       break;
     }
@@ -533,6 +699,7 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -EBADF;
         break;
       }
+      BusyGuard busy(&s->busy);
       blk::bio* b = s->b;
       s->submitted = true;
       if (s->chained) s->b = nullptr;  // its completion is its parent's business
@@ -545,6 +712,7 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -EBADF;
         break;
       }
+      BusyGuard busy(&s->busy);
       blk::bio* b = s->b;
       s->submitted = true;
       if (s->chained) s->b = nullptr;
@@ -565,38 +733,65 @@ OpResult World::Impl::run(const Op& op) {
       break;
     }
     case OpKind::kFlush: {
-      blk::cgroup* cg = canonical(op.path) ? h.lookup(op.path) : nullptr;
-      if (!cg) r.value = -ENOENT;
-      else blk::cgroup_rstat_flush(h, cg);
+      // Pinned: a concurrent rmdir cannot free the cgroup under the flush.
+      blk::blkcg* css = canonical(op.path) ? h.get_io_css(op.path) : nullptr;
+      if (!css) {
+        r.value = -ENOENT;
+        break;
+      }
+      blk::cgroup_rstat_flush(h, css->cgroup);
+      blk::css_put(css);
       break;
     }
     case OpKind::kPolRegister:
-      if (testpol_registered) r.value = -EEXIST;
-      else if ((r.value = blk::blkcg_policy_register(blk::testpol())) == 0) testpol_registered = true;
+      if (pol_busy) r.value = -EBUSY;
+      else if (testpol_registered) r.value = -EEXIST;
+      else {
+        BusyGuard busy(&pol_busy);
+        if ((r.value = blk::blkcg_policy_register(blk::testpol())) == 0) testpol_registered = true;
+      }
       break;
     case OpKind::kPolUnregister: {
+      // (a module unloads its policy only once no queue uses it)
       bool active = false;
       for (auto& [dh, d] : disks)
-        if (testpol_registered && blk::blkcg_policy_enabled(d.disk->queue, blk::testpol())) active = true;
-      if (!testpol_registered) r.value = -ENOENT;
+        if (testpol_registered && d.disk && blk::blkcg_policy_enabled(d.disk->queue, blk::testpol()))
+          active = true;
+      if (pol_busy || pol_users > 0) r.value = -EBUSY;
+      else if (!testpol_registered) r.value = -ENOENT;
       else if (active) r.value = -EBUSY;
       else {
-        blk::blkcg_policy_unregister(blk::testpol());
+        BusyGuard busy(&pol_busy);
         testpol_registered = false;
+        blk::blkcg_policy_unregister(blk::testpol());
       }
       break;
     }
     case OpKind::kPolActivate:
     case OpKind::kPolDeactivate: {
       DiskSlot* d = disk(op.a);
-      if (!d) r.value = -EBADF;
-      else if (!testpol_registered || d->state != 1) r.value = -EINVAL;
-      else if (op.kind == OpKind::kPolActivate) r.value = blk::blkcg_activate_policy(d->disk->queue, blk::testpol());
-      else blk::blkcg_deactivate_policy(d->disk->queue, blk::testpol());
+      DiskRef ref(this, d);
+      if (!ref.g) r.value = -EBADF;
+      else if (!testpol_registered || pol_busy || d->state != 1) r.value = -EINVAL;
+      else {
+        ++pol_users;
+        if (op.kind == OpKind::kPolActivate) r.value = blk::blkcg_activate_policy(ref.g->queue, blk::testpol());
+        else blk::blkcg_deactivate_policy(ref.g->queue, blk::testpol());
+        --pol_users;
+      }
       break;
     }
     case OpKind::kAdvance: kern::advance_jiffies(std::min(op.n, kMaxJiffiesPerOp)); break;
-    case OpKind::kRun: r.value = kern::run_pending_work(); break;
+    case OpKind::kRun:
+      // The RCU softirq (callbacks whose grace period ended) and the workqueues, until
+      // neither has anything left (an RCU callback queues the blkg and css free work).
+      for (;;) {
+        const int cbs = kern::rcu_process_callbacks();
+        const int works = kern::run_pending_work();
+        r.value += works;
+        if (cbs == 0 && works == 0) break;
+      }
+      break;
     case OpKind::kFaultNth: {
       kern::FaultConfig c;
       c.fail_nth = op.n;
@@ -641,16 +836,19 @@ void World::Impl::quiesce() {
   faults = false;
   // 1. Every live disk deleted: throttled bios fail now; devices drained.
   for (auto& [dh, d] : disks)
-    if (d.state == 1) {
+    if (d.state == 1 && d.disk) {
       blk::del_gendisk(d.disk);
       d.state = 2;
       model.disk_deleted(d.dev);
     }
   kern::run_pending_work();
-  for (auto& [dh, d] : disks) drain_device(d.disk);
+  // (conc: a disk whose owner let go is still here while a bio slot holds it)
+  for (auto& [dh, d] : disks)
+    if (d.disk) drain_device(d.disk);
   // 2. Every bio the scenario still owns completes; submitted ones must have.
   for (auto& [bh, s] : bios) drop_slot(s);
   kern::run_pending_work();
+  reap();  // conc: completed bios give their disks back (released disks go now)
   for (auto& [bh, s] : bios)
     if (s->submitted && !s->chained && !s->done)
       violation("bio-never-completed", "b" + std::to_string(bh) + " was submitted and never completed");
@@ -669,6 +867,20 @@ void World::Impl::quiesce() {
     if (!bad.empty()) violation("model:quiesce", bad);
   }
   // 4. Teardown: disks released, tasks back to the root, cgroups removed deepest first.
+  if (conc) {
+    for (auto& [dh, d] : disks) {
+      if (d.hrefs != 0)
+        violation("teardown", "disk d" + std::to_string(dh) + " still has " +
+                                  std::to_string(d.hrefs) + " harness reference(s)");
+      if (d.disk && d.owner) {
+        d.owner = false;
+        blk::gendisk* g = d.disk;
+        disk_gone(&d);
+        blk::put_disk(g);
+      }
+    }
+    disks.clear();
+  }
   while (!disks.empty()) release_disk(disks.begin()->first, disks.begin()->second);
   if (testpol_registered) {
     blk::blkcg_policy_unregister(blk::testpol());
@@ -686,6 +898,7 @@ void World::Impl::quiesce() {
 }
 
 ExecStats run_scenario(const Scenario& s) {
+  if (s.sched.kind != Schedule::kNone) return run_concurrent(s).stats;
   World w(s.ops.empty() || s.ops[0].kind != OpKind::kLegacy);
   for (size_t i = 0; i < s.ops.size(); ++i) w.exec(s.ops[i], static_cast<int>(i));
   w.quiesce();

@@ -46,7 +46,8 @@ class World {
  public:
   // dfl=false: the legacy (v1) hierarchy (blkio.* files, flat throttling; no io.stat or
   // io.max, so the model checks only the tree).
-  explicit World(bool dfl = true);
+  // concurrent: operations of several tasks may interleave (schedule.h); see Impl::conc.
+  explicit World(bool dfl = true, bool concurrent = false);
   ~World();  // runs quiesce() if it has not run
   World(const World&) = delete;
   World& operator=(const World&) = delete;
@@ -62,7 +63,7 @@ class World {
 };
 
 // Runs a whole scenario in a fresh world (then quiesces); a v1 world when its first
-// operation is legacy_hierarchy. Returns the stats; violations go to the report sink.
+// operation is legacy_hierarchy; with a schedule, the tasks concurrently (schedule.h). Returns the stats; violations go to the report sink.
 ExecStats run_scenario(const Scenario& s);
 
 }  // namespace scenario

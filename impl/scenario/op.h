@@ -81,8 +81,34 @@ struct Op {
   bool operator==(const Op&) const = default;
 };
 
+// How the tasks of a concurrent scenario interleave (FORMAT.md, "Schedules"). A scenario
+// with a schedule runs its prologue (the operations before the first line tagged with a
+// task other than T0) alone, then each task's remaining operations on its own fiber under
+// the controlled scheduler; one without runs every operation in order on one task (tags
+// are kept).
+//
+// The default policy (kList with no entries): the running task keeps running until it
+// blocks or ends, then the next runnable task after it (by task order) runs. A Preempt
+// entry changes one decision: when task `task`, inside the operation at index `op` of the
+// scenario, reaches its `seam`-th scheduling point (1-based, counted within that op), task
+// `to` runs next (if it is runnable then; else the entry does nothing). kPct and kWalk
+// pick every decision from a seeded PCT or random-walk source instead; running such a
+// schedule once records the equivalent explicit list.
+struct Preempt {
+  int task = 0, op = 0, seam = 1, to = 0;
+  bool operator==(const Preempt&) const = default;
+};
+struct Schedule {
+  enum Kind : uint8_t { kNone, kList, kPct, kWalk } kind = kNone;
+  uint64_t seed = 0;
+  int depth = 1;  // kPct: the bug depth (number of priority change points + 1)
+  std::vector<Preempt> preempts;  // kList only
+  bool operator==(const Schedule&) const = default;
+};
+
 struct Scenario {
   std::vector<Op> ops;
+  Schedule sched;
   bool operator==(const Scenario&) const = default;
 };
 
@@ -90,6 +116,8 @@ struct Scenario {
 // forms enforce it: "//b" and "/b" would be one path in the binary form).
 bool name_ok(const std::string& s);
 inline constexpr int kMaxTask = 7;  // task tags T0..T7
+
+inline constexpr int kMaxPctDepth = 8;
 
 // Drops every expectation (fuzzers: random expectations are noise; the oracle still runs).
 inline void strip_expectations(Scenario* s) {

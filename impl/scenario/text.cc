@@ -122,6 +122,63 @@ bool parse_handle(const std::string& w, char prefix, int* h) {
 
 bool parse_path(const std::string& w) { return !w.empty() && w[0] == '/' && name_ok(w); }
 
+bool parse_task(const std::string& w, int* t) {
+  uint64_t v;
+  if (w.size() < 2 || w[0] != 'T' || !parse_u64(w.substr(1), &v) || v > kMaxTask) return false;
+  *t = static_cast<int>(v);
+  return true;
+}
+
+// "key=N" -> N (bounded by max).
+bool parse_kv(const std::string& w, const char* key, uint64_t max, uint64_t* v) {
+  const size_t n = std::strlen(key);
+  return w.size() > n + 1 && w.compare(0, n, key) == 0 && w[n] == '=' &&
+         parse_u64(w.substr(n + 1), v) && *v <= max;
+}
+
+// "schedule list|pct|walk [seed=N] [depth=N]"; "preempt TA op=N seam=N TB". Lines of the
+// schedule may appear anywhere; a later "schedule" line replaces the kind, preempt lines
+// accumulate (and imply "schedule list" when there is none).
+bool parse_schedule_line(const std::string& first, Lexer& lx, Schedule* sc, std::string* why) {
+  std::string w;
+  if (first == "schedule") {
+    if (!lx.word(&w)) return *why = "schedule needs list, pct or walk", false;
+    if (w == "list") sc->kind = Schedule::kList;
+    else if (w == "pct") sc->kind = Schedule::kPct;
+    else if (w == "walk") sc->kind = Schedule::kWalk;
+    else return *why = "unknown schedule '" + w + "' (list, pct, walk)", false;
+    sc->seed = 0;
+    sc->depth = 1;
+    while (lx.word(&w)) {
+      uint64_t v;
+      if (parse_kv(w, "seed", UINT64_MAX, &v)) sc->seed = v;
+      else if (parse_kv(w, "depth", kMaxPctDepth, &v) && v >= 1) sc->depth = static_cast<int>(v);
+      else return *why = "bad schedule option '" + w + "' (seed=N, depth=1.." +
+                         std::to_string(kMaxPctDepth) + ")", false;
+    }
+    if ((sc->kind == Schedule::kList && (sc->seed != 0 || sc->depth != 1)) ||
+        (sc->kind == Schedule::kWalk && sc->depth != 1))
+      return *why = "seed= goes with pct and walk, depth= with pct only", false;
+    if (sc->kind != Schedule::kList && !sc->preempts.empty())
+      return *why = "preempt lines need 'schedule list'", false;
+    return true;
+  }
+  Preempt pe;
+  uint64_t op = 0, seam = 0;
+  std::string t1, o, sm, t2;
+  if (!lx.word(&t1) || !parse_task(t1, &pe.task) || !lx.word(&o) ||
+      !parse_kv(o, "op", 1000000, &op) || op == 0 || !lx.word(&sm) ||
+      !parse_kv(sm, "seam", 1000000, &seam) || seam == 0 || !lx.word(&t2) ||
+      !parse_task(t2, &pe.to) || lx.word(&w))
+    return *why = "malformed preempt (preempt TA op=N seam=N TB; N from 1)", false;
+  if (sc->kind == Schedule::kNone) sc->kind = Schedule::kList;
+  if (sc->kind != Schedule::kList) return *why = "preempt lines need 'schedule list'", false;
+  pe.op = static_cast<int>(op - 1);
+  pe.seam = static_cast<int>(seam);
+  sc->preempts.push_back(pe);
+  return true;
+}
+
 struct LineParser {
   Lexer lx;
   Op op;
@@ -333,6 +390,7 @@ std::string quote(const std::string& s) {
 
 bool parse_text(const std::string& text, const std::string& file, Scenario* out, ParseError* err) {
   out->ops.clear();
+  out->sched = {};
   size_t pos = 0;
   int lineno = 0;
   while (pos <= text.size()) {
@@ -348,6 +406,15 @@ bool parse_text(const std::string& text, const std::string& file, Scenario* out,
     }
     std::string w;
     p.lx.word(&w);
+    if (w == "schedule" || w == "preempt") {
+      std::string why;
+      if (!parse_schedule_line(w, p.lx, &out->sched, &why)) {
+        *err = {file, lineno, why};
+        return false;
+      }
+      if (end == text.size()) break;
+      continue;
+    }
     // "T2:" task tag
     if (w.size() >= 3 && w[0] == 'T' && w.back() == ':') {
       uint64_t t;
@@ -457,9 +524,30 @@ std::string op_to_text(const Op& op) {
   return s;
 }
 
+std::string schedule_to_text(const Schedule& sc) {
+  static const char* const kinds[] = {"", "list", "pct", "walk"};
+  if (sc.kind == Schedule::kNone) return "";
+  std::string s = std::string("schedule ") + kinds[sc.kind];
+  if (sc.kind != Schedule::kList) s += " seed=" + std::to_string(sc.seed);
+  if (sc.kind == Schedule::kPct) s += " depth=" + std::to_string(sc.depth);
+  return s + "\n";
+}
+
+std::string preempt_to_text(const Preempt& p) {
+  return "preempt T" + std::to_string(p.task) + " op=" + std::to_string(p.op + 1) +
+         " seam=" + std::to_string(p.seam) + " T" + std::to_string(p.to);
+}
+
 std::string to_text(const Scenario& sc) {
-  std::string out;
-  for (const Op& op : sc.ops) out += op_to_text(op) + "\n";
+  std::string out = schedule_to_text(sc.sched);
+  // With preemptions, each operation carries its number (preempt lines refer to it).
+  const bool numbered = !sc.sched.preempts.empty();
+  for (size_t i = 0; i < sc.ops.size(); ++i) {
+    std::string line = op_to_text(sc.ops[i]);
+    if (numbered) line += std::string(line.size() < 40 ? 40 - line.size() : 1, ' ') + "# op " + std::to_string(i + 1);
+    out += line + "\n";
+  }
+  for (const Preempt& p : sc.sched.preempts) out += preempt_to_text(p) + "\n";
   return out;
 }
 

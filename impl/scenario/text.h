@@ -24,6 +24,9 @@ struct ParseError {
 bool parse_text(const std::string& text, const std::string& file, Scenario* out, ParseError* err);
 std::string to_text(const Scenario& s);
 std::string op_to_text(const Op& op);
+// The schedule's "schedule ..." line ("" for none) and one preempt line (no newline).
+std::string schedule_to_text(const Schedule& sc);
+std::string preempt_to_text(const Preempt& p);
 // A string as the text form quotes it.
 std::string quote(const std::string& s);
 
