@@ -124,6 +124,7 @@ struct World::Impl {
   const bool conc;
   bool pol_busy = false;  // conc: a register/unregister is in progress
   int pol_users = 0;      // conc: activations/deactivations in progress
+  int releasing = 0;      // conc: disk releases in progress (their queues may still use the policy)
   oracle::Model model;
   std::map<int, DiskSlot> disks;
   std::map<int, Slot*> bios;
@@ -201,8 +202,14 @@ struct World::Impl {
     if (!conc || !g) return;
     if (--d->hrefs == 0 && !d->owner) {
       disk_gone(d);
-      blk::put_disk(g);
+      final_put(g);
     }
+  }
+  // The scenario's disk reference, put by the last user: the release runs here.
+  void final_put(blk::gendisk* g) {
+    ++releasing;
+    blk::put_disk(g);
+    --releasing;
   }
   // The harness's last reference went (the disk may be freed from here on).
   void disk_gone(DiskSlot* d) {
@@ -515,7 +522,7 @@ OpResult World::Impl::run(const Op& op) {
         d->owner = false;
         if (d->hrefs == 0) {
           disk_gone(d);
-          blk::put_disk(g);
+          final_put(g);
         }
       }
       break;
@@ -757,7 +764,8 @@ OpResult World::Impl::run(const Op& op) {
       for (auto& [dh, d] : disks)
         if (testpol_registered && d.disk && blk::blkcg_policy_enabled(d.disk->queue, blk::testpol()))
           active = true;
-      if (pol_busy || pol_users > 0) r.value = -EBUSY;
+      // (a disk being released still has the policy until its blkgs are destroyed)
+      if (pol_busy || pol_users > 0 || releasing > 0) r.value = -EBUSY;
       else if (!testpol_registered) r.value = -ENOENT;
       else if (active) r.value = -EBUSY;
       else {
