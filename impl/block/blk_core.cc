@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "impl/block/blk_core.h"
 
+#include "impl/block/busted.h"
+
 #include <cerrno>
 #include <cstddef>
 
@@ -126,11 +128,16 @@ void blkcg_punt_bio_submit(bio* b) {
       blkg->async_first = b;
     blkg->async_last = b;
   }
-  kern::queue_work(blkcg_punt_bio_wq(), &blkg->async_bio_work);
+  // The queued work holds a blkg reference: a worker already running could otherwise
+  // submit (and complete) this bio, drop the blkg's last reference, and leave us queueing
+  // freed work (found by blkcg_torture; busted: punt_work_no_ref).
+  const bool ref = !busted().punt_work_no_ref.load(std::memory_order_relaxed);
+  if (ref) blkg_get(blkg);
+  if (!kern::queue_work(blkcg_punt_bio_wq(), &blkg->async_bio_work) && ref) blkg_put(blkg);
 }
 
-// Context: process (blkcg_punt_bio_wq). Takes the whole list, then submits without
-// touching the blkg again: the last submission may drop its last reference.
+// Context: process (blkcg_punt_bio_wq). Takes the whole list, then submits; the reference
+// taken when the work was queued keeps the blkg until the end.
 void blkg_async_bio_workfn(kern::work_struct* w) {
   auto* blkg = reinterpret_cast<blkcg_gq*>(reinterpret_cast<char*>(w) -
                                            offsetof(blkcg_gq, async_bio_work));
@@ -146,6 +153,7 @@ void blkg_async_bio_workfn(kern::work_struct* w) {
     submit_bio_noacct(list);
     list = next;
   }
+  if (!busted().punt_work_no_ref.load(std::memory_order_relaxed)) blkg_put(blkg);  // queueing's
 }
 
 }  // namespace blk

@@ -25,8 +25,10 @@
 
 namespace blk {
 
-// Context (all of the submit functions): process or softirq; they never sleep, but a
-// device without latency completes the bio (runs bi_end_io) in the caller's context.
+// Context (all of the submit functions): process, or softirq for a bio that needs no
+// split (splitting to the device's max_io allocates with GFP_NOIO, as the kernel's
+// bio_split_to_limits does, which may sleep); a device without latency completes the bio
+// (runs bi_end_io) in the caller's context.
 void submit_bio(bio* b);
 void submit_bio_noacct(bio* b);
 void submit_bio_noacct_nocheck(bio* b);

@@ -57,9 +57,11 @@ void blkg_free_workfn(kern::work_struct* w) {
     blkg_unlink_q_node(blkg, q);
   }
   blk_put_queue(q);
+  blkcg* b = blkg->blkcg;
   kern::free_percpu(blkg->iostat_cpu);
   kern::percpu_ref_exit(&blkg->refcnt);
   kern::kfree(blkg);
+  if (!busted().blkcg_put_before_unlink.load(std::memory_order_relaxed)) css_put(b);
 }
 
 // Stage 3b. Context: RCU callback (softirq): nothing that sleeps.
@@ -67,7 +69,12 @@ void blkg_release_rcu(kern::rcu_head* h) NO_THREAD_SAFETY_ANALYSIS {
   blkcg_gq* blkg = blkg_of_rcu(h);
   // Punted bios hold references: none can be queued once the last one is gone.
   WARN_ON(blkg->async_first != nullptr);
-  css_put(blkg->blkcg);  // the blkcg may now be freed: the free work must not touch it
+  // The blkcg reference goes at the end of the free work, once the blkg is off
+  // q->blkg_list: until then a policy deactivation walking that list (under blkcg_mutex,
+  // which the free work may be waiting for) takes blkg->blkcg->lock. Putting it here
+  // freed the blkcg under that walk (found by blkcg_torture; busted:
+  // blkcg_put_before_unlink).
+  if (busted().blkcg_put_before_unlink.load(std::memory_order_relaxed)) css_put(blkg->blkcg);
   kern::INIT_WORK(&blkg->free_work, blkg_free_workfn, "blkg_free_work");
   kern::queue_work(kern::system_wq(), &blkg->free_work);
 }
@@ -185,7 +192,13 @@ blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
     // does not hold off the grace period before css offline. Its blkgs are then already
     // destroyed, and a blkg inserted now would never be (its stats stranded in a removed
     // cgroup, a pd never offlined). Found by fuzz_sched; busted: blkg_create_after_offline.
-    offline = b->blkgs_destroyed && !busted().blkg_create_after_offline.load(std::memory_order_relaxed);
+    // Dying (killed by rmdir, which then offlines) counts too: offline may be walking
+    // the list right now. Our own reference from above keeps the put from being the last.
+    if (!busted().blkg_create_after_offline.load(std::memory_order_relaxed)) {
+      const bool live = !b->blkgs_destroyed && css_tryget_online(b);
+      if (live) css_put(b);
+      offline = !live;
+    }
     // Radix-tree nodes come from GFP_NOWAIT: the insertion can fail even here (RFC patch
     // 15 dropped the preload).
     inserted = !offline && b->blkg_tree.insert(static_cast<uint64_t>(q->id), blkg) == 0;

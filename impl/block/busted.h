@@ -41,6 +41,14 @@
 //                       after its css_tryget_online (the creation sleeps under blkcg_mutex
 //                       in between): a blkg offline destruction never sees, its stats
 //                       stranded (found by fuzz_sched; stats conservation).
+//   blkcg_put_before_unlink  the blkg's blkcg reference is dropped in the RCU callback,
+//                       while the blkg is still on q->blkg_list: a deactivation walking it
+//                       locks a freed blkcg (found by blkcg_torture; TSan/ASan).
+//   punt_work_no_ref    the punt path queues the blkg's async work without a reference: a
+//                       running worker can free the blkg first (found by blkcg_torture).
+//   rmdir_offline_before_kill  rmdir offlines (destroys blkgs) before killing the css, so
+//                       a creation passing css_tryget_online races the destruction (found
+//                       by blkcg_torture: a removed cgroup's io.stat going down).
 // blk-throttle (each caught by the throtl conformance scenario named):
 //   throtl_trim_no_slack      trim discards the slice it should keep (before 29cb95593430):
 //                             the rate falls below the limit at HZ=100 (throtl/001).
@@ -88,6 +96,9 @@ struct busted_flags {
   std::atomic<bool> blkg_put_nonatomic{false};
   std::atomic<bool> root_iostat_unpinned{false};
   std::atomic<bool> blkg_create_after_offline{false};
+  std::atomic<bool> blkcg_put_before_unlink{false};
+  std::atomic<bool> punt_work_no_ref{false};
+  std::atomic<bool> rmdir_offline_before_kill{false};
   std::atomic<bool> throtl_trim_no_slack{false};
   std::atomic<bool> throtl_no_carryover{false};
   std::atomic<bool> throtl_split_charges_bps{false};
@@ -127,6 +138,9 @@ struct busted_flags {
         {"blkg_put_nonatomic", &blkg_put_nonatomic},
         {"root_iostat_unpinned", &root_iostat_unpinned},
         {"blkg_create_after_offline", &blkg_create_after_offline},
+        {"blkcg_put_before_unlink", &blkcg_put_before_unlink},
+        {"punt_work_no_ref", &punt_work_no_ref},
+        {"rmdir_offline_before_kill", &rmdir_offline_before_kill},
     };
     for (const auto& t : table)
       if (name == t.name) return t.flag;
@@ -142,7 +156,8 @@ struct busted_flags {
           &throtl_v1_stats_only_with_rules, &throtl_exit_skips_tg_timers,
           &unregister_no_wait, &blkg_insert_fail_async, &free_work_unlink_unlocked,
           &activate_dying_blkg, &blkg_put_nonatomic, &root_iostat_unpinned,
-          &blkg_create_after_offline})
+          &blkg_create_after_offline, &blkcg_put_before_unlink, &punt_work_no_ref,
+          &rmdir_offline_before_kill})
       f->store(false, std::memory_order_relaxed);
   }
 };

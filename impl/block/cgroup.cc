@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "impl/block/cgroup.h"
 
+#include "impl/block/busted.h"
+
 #include <algorithm>
 #include <cerrno>
 
@@ -184,11 +186,24 @@ int cgroup_hierarchy::rmdir_locked(cgroup* cg) {
   auto& siblings = cg->parent->children;
   siblings.erase(std::remove(siblings.begin(), siblings.end(), cg), siblings.end());
   cg->removed = true;
-  // Stage 2: offline, then kill the base reference (the last put starts stage 3).
-  cg->io->online = false;
-  blkcg_css_offline(cg->io);
+  // Stage 2: kill the base reference first, as the kernel does (css_tryget_online fails
+  // from here on, so no blkg creation can start while offline destroys the blkgs), then
+  // offline, pinned by a reference of our own (the kill may have dropped the last one).
+  // The old order let a creation pass css_tryget_online while offline ran (found by
+  // blkcg_torture: io.stat of a cgroup going down); busted: rmdir_offline_before_kill.
+  blkcg* io = cg->io;
+  io->online = false;
+  if (busted().rmdir_offline_before_kill.load(std::memory_order_relaxed)) {
+    blkcg_css_offline(io);
+    if (on_rmdir) on_rmdir(cg);
+    kern::percpu_ref_kill(&io->refcnt);
+    return 0;
+  }
+  css_get(io);
+  kern::percpu_ref_kill(&io->refcnt);
+  blkcg_css_offline(io);
   if (on_rmdir) on_rmdir(cg);
-  kern::percpu_ref_kill(&cg->io->refcnt);
+  css_put(io);
   return 0;
 }
 
