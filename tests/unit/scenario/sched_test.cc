@@ -191,5 +191,52 @@ preempt T0 op=9 seam=50 T1
   EXPECT_TRUE(cap.has(kern::ReportKind::kLeak)) << cap.dump();
 }
 
+// #30 (c164c7bc9775): the free work unlinking a blkg from q->blkg_list without the lock.
+// A PCT search over corpus/scenarios/sched-destroy-free.scn found it at seed 48; minimized
+// (ops and preemptions) to one preemption: T1's free work stands between reading its
+// neighbours and writing them while T2's run frees the neighbour: a use-after-free, which
+// the sanitizer of either gate build reports.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define BLKCG_SCHED_SANITIZER 1
+#endif
+#endif
+
+TEST(SchedBustedDeathTest, FreeWorkUnlinkUnlockedIsCaught) {
+#ifdef BLKCG_SCHED_SANITIZER
+  const Scenario s = parse(R"(schedule list
+disk_alloc d0 8:0
+disk_add d0
+mkdir /b
+bio b1 d0 write 512
+assoc b1 /b
+submit b1
+mkdir /a
+bio b0 d0 write 512
+assoc b0 /a
+submit b0
+T1: rmdir /a
+T1: run
+T2: run
+disk_release d0
+preempt T1 op=12 seam=54 T2
+)");
+  {
+    kern::ReportCapture cap;
+    run_concurrent(s);
+    EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  }
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        blk::busted().free_work_unlink_unlocked.store(true);
+        run_concurrent(s);
+      },
+      "heap-use-after-free");
+#else
+  GTEST_SKIP() << "needs ASan or TSan to see the use-after-free";
+#endif
+}
+
 }  // namespace
 }  // namespace scenario
