@@ -119,6 +119,12 @@ void blkcg_punt_bio_submit(bio* b) {
     submit_bio_noacct(b);
     return;
   }
+  // The queued work holds a blkg reference, taken before the bio is visible on the list:
+  // once it is, a worker already running can submit and complete it and drop the bio's
+  // reference, the blkg's last (found by blkcg_torture, twice: first without any
+  // reference, then with one taken after the list insertion; busted: punt_work_no_ref).
+  const bool ref = !busted().punt_work_no_ref.load(std::memory_order_relaxed);
+  if (ref) blkg_get(blkg);
   {
     kern::SpinIrqGuard g(blkg->async_bio_lock);
     b->bi_next = nullptr;
@@ -128,11 +134,6 @@ void blkcg_punt_bio_submit(bio* b) {
       blkg->async_first = b;
     blkg->async_last = b;
   }
-  // The queued work holds a blkg reference: a worker already running could otherwise
-  // submit (and complete) this bio, drop the blkg's last reference, and leave us queueing
-  // freed work (found by blkcg_torture; busted: punt_work_no_ref).
-  const bool ref = !busted().punt_work_no_ref.load(std::memory_order_relaxed);
-  if (ref) blkg_get(blkg);
   if (!kern::queue_work(blkcg_punt_bio_wq(), &blkg->async_bio_work) && ref) blkg_put(blkg);
 }
 
