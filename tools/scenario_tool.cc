@@ -96,9 +96,10 @@ void erase_ops(Scenario* s, size_t start, size_t end) {
   pre = std::move(kept);
 }
 
-// The explicit preemption list of a scheduled scenario's run, from a child (reports abort
-// as when fuzzing; every preemption reaches us before any crash).
-std::vector<scenario::Preempt> explicit_preempts(const Scenario& s) {
+// Runs child(put) in a forked child with stderr silenced; every value the child passes
+// to put() reaches the parent at once, so values sent before a crash are kept.
+template <typename T, typename Child>
+std::vector<T> collect_from_child(Child child) {
   int fds[2];
   if (pipe(fds) != 0) return {};
   std::fflush(nullptr);
@@ -107,21 +108,28 @@ std::vector<scenario::Preempt> explicit_preempts(const Scenario& s) {
     close(fds[0]);
     const int null = open("/dev/null", O_WRONLY);
     if (null >= 0) dup2(null, 2);
-    kern::set_report_mode(kern::ReportMode::kAbort);
-    scenario::run_concurrent(s, false, [&](const scenario::Preempt& p) {
-      const int v[4] = {p.task, p.op, p.seam, p.to};
-      if (write(fds[1], v, sizeof(v)) != sizeof(v)) _exit(1);
+    child([&](const T& v) {
+      if (write(fds[1], &v, sizeof(v)) != sizeof(v)) _exit(1);
     });
     _exit(0);
   }
   close(fds[1]);
-  std::vector<scenario::Preempt> out;
-  int v[4];
-  while (read(fds[0], v, sizeof(v)) == sizeof(v)) out.push_back({v[0], v[1], v[2], v[3]});
+  std::vector<T> out;
+  T v;
+  while (read(fds[0], &v, sizeof(v)) == sizeof(v)) out.push_back(v);
   close(fds[0]);
   int status;
   waitpid(pid, &status, 0);
   return out;
+}
+
+// The explicit preemption list of a scheduled scenario's run (reports abort as when
+// fuzzing; every preemption reaches us before any crash).
+std::vector<scenario::Preempt> explicit_preempts(const Scenario& s) {
+  return collect_from_child<scenario::Preempt>([&](auto put) {
+    kern::set_report_mode(kern::ReportMode::kAbort);
+    scenario::run_concurrent(s, false, put);
+  });
 }
 
 // `s` with a PCT or random-walk schedule replaced by the explicit list of its run.
@@ -182,36 +190,18 @@ bool reanchor_fault(Scenario* s) {
   while (p < s->ops.size() && !(s->ops[p].kind == scenario::OpKind::kFaultNth && s->ops[p].n))
     ++p;
   if (p >= s->ops.size()) return false;
-  int fds[2];
-  if (pipe(fds) != 0) return false;
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    const int null = open("/dev/null", O_WRONLY);
-    if (null >= 0) dup2(null, 2);
+  // before[j]: allocations since fault_nth before op p+1+j (then the total at the end).
+  const std::vector<uint64_t> before = collect_from_child<uint64_t>([&](auto put) {
     kern::set_report_mode(kern::ReportMode::kCount);
     scenario::World w;
     uint64_t base = 0;
     for (size_t i = 0; i < s->ops.size(); ++i) {
-      if (i > p) {
-        const uint64_t c = kern::alloc_count() - base;
-        if (write(fds[1], &c, sizeof(c)) != sizeof(c)) _exit(1);
-      }
+      if (i > p) put(kern::alloc_count() - base);
       w.exec(s->ops[i], static_cast<int>(i));
       if (i == p) base = kern::alloc_count();
     }
-    const uint64_t end = kern::alloc_count() - base;
-    if (write(fds[1], &end, sizeof(end)) != sizeof(end)) _exit(1);
-    _exit(0);
-  }
-  close(fds[1]);
-  std::vector<uint64_t> before;  // before[j]: allocations since fault_nth before op p+1+j
-  uint64_t c;
-  while (read(fds[0], &c, sizeof(c)) == sizeof(c)) before.push_back(c);
-  close(fds[0]);
-  int status;
-  waitpid(pid, &status, 0);
+    put(kern::alloc_count() - base);
+  });
   const uint64_t n = s->ops[p].n;
   for (size_t j = 0; j + 1 < before.size(); ++j) {
     if (before[j + 1] < n) continue;  // the n-th allocation is not in op p+1+j

@@ -132,14 +132,4 @@ bool check_determinism(const Scenario& s) {
                     ": first run: " + step(a, i) + "; second run: " + step(b, i));
   return false;
 }
-
-Scenario explicit_schedule(const Scenario& s) {
-  Scenario out = s;
-  const ConcurrentRun r = run_concurrent(s);
-  out.sched = Schedule{};
-  out.sched.kind = Schedule::kList;
-  out.sched.preempts = r.schedule;
-  return out;
-}
-
 }  // namespace scenario

@@ -80,8 +80,4 @@ ConcurrentRun run_concurrent(const Scenario& s, bool record_trace = false,
 // the traces differ.
 bool check_determinism(const Scenario& s);
 
-// `s` with its schedule replaced by the explicit list its run produced (for kPct/kWalk:
-// readable, replayable, minimizable). Runs it once.
-Scenario explicit_schedule(const Scenario& s);
-
 }  // namespace scenario
