@@ -2,6 +2,8 @@
 #include "impl/scenario/exec.h"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <map>
 
@@ -359,10 +361,22 @@ World::~World() {
                   std::to_string(kern::nr_pending_work()) + " work item(s) still queued");
 }
 
-void World::quiesce() { p_->quiesce(); }
+// BLKCG_TRACE_OPS set: each operation is printed to stderr as it starts ("op N: TEXT",
+// N 1-based; the deep checks and teardown as "op end: quiesce"), so a crash's output names
+// the operation it happened in (campaign triage deduplicates by it). Read once per process.
+static bool trace_ops() {
+  static const bool on = std::getenv("BLKCG_TRACE_OPS") != nullptr;
+  return on;
+}
+
+void World::quiesce() {
+  if (trace_ops()) std::fprintf(stderr, "op end: quiesce\n");
+  p_->quiesce();
+}
 const ExecStats& World::stats() const { return p_->stats; }
 
 OpResult World::exec(const Op& op, int index) {
+  if (trace_ops()) std::fprintf(stderr, "op %d: %s\n", index + 1, op_to_text(op).c_str());
   p_->index = index;
   p_->reap();
   OpResult r = p_->run(op);
