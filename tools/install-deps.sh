@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(cmake ninja-build clang-19 libclang-rt-19-dev llvm-19
           clang-14 libclang-rt-14-dev llvm-14 lld-14
-          afl++ librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev ccache)
+          afl++ librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev ccache
+          python3 git)
 
 missing=()
 for p in "${packages[@]}"; do
