@@ -157,26 +157,29 @@ def git_apply(tree: Path, patch_text: str, check: bool) -> tuple[bool, str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The scratch tree: a copy of the working tree (committed or not) under build/bugbench/src.
-# Files are rewritten only when their content differs, so unchanged files keep their mtimes
-# and each bug's build is incremental; a patched file gets a new mtime on the way in and on
-# the way out.
+# The scratch tree: a copy of the working tree (committed or not) under build/bugbench/src,
+# taken once when the run starts (edits made while a long run goes on do not leak into
+# it). Files are rewritten only when their content differs, so unchanged files keep their
+# mtimes and each bug's build is incremental; a patched file gets a new mtime on the way in
+# and on the way out.
 
 class Scratch:
     def __init__(self, path: Path):
         self.path = path
         self.created: set = set()
+        self.snapshot = {rel: ((ROOT / rel).read_bytes(), (ROOT / rel).stat().st_mode)
+                         for rel in btlib.source_files()}
 
     def sync(self) -> None:
-        files = btlib.source_files()
+        files = list(self.snapshot)
         for rel in files:
-            src, dst = ROOT / rel, self.path / rel
-            data = src.read_bytes()
+            dst = self.path / rel
+            data, mode = self.snapshot[rel]
             if dst.is_file() and dst.read_bytes() == data:
                 continue
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_bytes(data)
-            shutil.copymode(src, dst)
+            os.chmod(dst, mode & 0o7777)
         known = set(files)
         for rel in list(self.created):
             if rel not in known:
@@ -192,9 +195,9 @@ class Scratch:
         ok, out = git_apply(self.path, bug.diff, check=False)
         if not ok:
             return ok, out
-        self.created = {f for f in bug.files if not (ROOT / f).exists()}
-        unchanged = [f for f in bug.files if (ROOT / f).exists() and (self.path / f).exists() and
-                     (ROOT / f).read_bytes() == (self.path / f).read_bytes()]
+        self.created = {f for f in bug.files if f not in self.snapshot}
+        unchanged = [f for f in bug.files if f in self.snapshot and (self.path / f).exists() and
+                     self.snapshot[f][0] == (self.path / f).read_bytes()]
         if unchanged:
             return False, f"git apply left {', '.join(unchanged)} unchanged"
         return True, out
