@@ -231,6 +231,11 @@ def run_ctest(scratch: Path, det: dict, out: Path, cap: float, jobs: int) -> Det
     env = dict(os.environ, BLKCG_BUGBENCH_REACHED=str(reached))
     cmd = ["ctest", "--preset", det["preset"], "-L", det["label"], "--stop-on-failure",
            "-j", str(jobs)]
+    # ctest runs the tests that failed last time first, and orders the rest by past cost:
+    # forget both, so a bug's time to detection does not depend on the bug before it.
+    tmp = scratch / "build" / det["preset"] / "Testing" / "Temporary"
+    for f in list(tmp.glob("LastTestsFailed*.log")) + [tmp / "CTestCostData.txt"]:
+        f.unlink(missing_ok=True)
     res = btlib.run_streaming(cmd, cwd=scratch, env=env, timeout=cap, log=out / f"{name}.log")
     run = DetectorRun(detector=name, seconds=res.seconds, triggered=reached.exists())
     failed = re.findall(r"Test\s+#\d+:\s+(\S+)\s+\.*\**\s*(Failed|Exception|Timeout|Subprocess aborted|"

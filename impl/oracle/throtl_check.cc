@@ -5,6 +5,7 @@
 
 #include "impl/block/blkg.h"
 #include "impl/kern/report.h"
+#include "impl/kern/timer.h"
 
 namespace oracle {
 namespace {
@@ -46,7 +47,28 @@ std::string walk_list(const blk::bio_list& l, int rw, bool iops_list, bool fifo,
   return "";
 }
 
-std::string check_sq(throtl_service_queue* sq, std::set<const bio*>* seen) {
+// The timing rule (with `timing`): a queue with pending groups has its timer armed, and
+// not later than its first group may dispatch (or now, if that time has passed). A timer
+// armed later delays bios nothing holds back any more; this is what the 2026 fix of
+// tg_flush_bios is about (an offline group's bios waited for the parent's stale timer).
+// Only meaningful between operations: a timer function that dropped td->lock mid-way
+// (the "let others in" loop) may be looked at with the rule broken for a moment.
+std::string check_timer(throtl_service_queue* sq, const std::string& me) {
+  if (sq->nr_pending == 0) return "";
+  const uint64_t first =
+      kern::list_entry<throtl_grp, &throtl_grp::pending_node>(sq->pending.next)->disptime;
+  const uint64_t now = kern::jiffies();
+  const uint64_t due = kern::time_after(first, now) ? first : now;
+  if (!kern::timer_pending(&sq->pending_timer))
+    return me + ": " + std::to_string(sq->nr_pending) + " pending group(s) but no timer armed";
+  if (kern::time_after(sq->pending_timer.expires, due))
+    return me + ": timer armed for jiffy " + std::to_string(sq->pending_timer.expires) +
+           ", after its first pending group may dispatch (jiffy " + std::to_string(due) +
+           ", now " + std::to_string(now) + ")";
+  return "";
+}
+
+std::string check_sq(throtl_service_queue* sq, std::set<const bio*>* seen, bool timing) {
   const std::string me = name_of(sq);
   for (int rw = 0; rw < 2; ++rw) {
     unsigned bps = 0, iops = 0;
@@ -81,23 +103,23 @@ std::string check_sq(throtl_service_queue* sq, std::set<const bio*>* seen) {
   if (n_pending != sq->nr_pending)
     return me + ": nr_pending " + std::to_string(sq->nr_pending) + " but " +
            std::to_string(n_pending) + " listed";
-  return "";
+  return timing ? check_timer(sq, me) : "";
 }
 
 }  // namespace
 
-std::string throtl_check_structure(blk::request_queue* q) {
+std::string throtl_check_structure(blk::request_queue* q, bool timing) {
   blk::throtl_data* td = q->td.load(std::memory_order_acquire);
   if (td == nullptr) return "";
   kern::MutexGuard m(q->blkcg_mutex);
   const kern::irqflags_t f = td->lock.lock_irqsave();
   std::set<const bio*> seen;
-  std::string r = check_sq(&td->service_queue, &seen);
+  std::string r = check_sq(&td->service_queue, &seen, timing);
   unsigned below[2] = {0, 0};
   for (blk::blkcg_gq* blkg = q->blkg_list_first; r.empty() && blkg; blkg = blkg->q_next) {
     throtl_grp* tg = blk::blkg_to_tg(blkg);
     if (tg == nullptr) continue;
-    r = check_sq(&tg->service_queue, &seen);
+    r = check_sq(&tg->service_queue, &seen, timing);
     if (!r.empty()) break;
     const unsigned queued = blk::throtl::sq_queued(&tg->service_queue, 0) +
                             blk::throtl::sq_queued(&tg->service_queue, 1);

@@ -10,8 +10,10 @@
 //     order (their throttler sequence numbers increase along each list); the pending list
 //     is ordered by disptime, holds exactly nr_pending tgs, each PENDING with this queue
 //     as parent; a tg with queued bios is pending and a pending tg has some; td->nr_queued
-//     equals the bios queued in all groups. Returns "" or the first violation, and files a
-//     kOracle report for it.
+//     equals the bios queued in all groups. With `timing` (between operations only, when
+//     no timer function or dispatch is half-way): a queue with pending groups has its
+//     timer armed no later than its first group may dispatch (or now, if that has passed).
+//     Returns "" or the first violation, and files a kOracle report for it.
 //   RateLog / rate_check: bytes dispatched by a group with a fixed limit, in any window
 //     [t1, t2], never exceed limit x (t2 - t1) plus an allowance. The allowance is two
 //     slices' worth plus one bio: one slice of budget granted at once when a slice starts,
@@ -29,7 +31,7 @@
 
 namespace oracle {
 
-std::string throtl_check_structure(blk::request_queue* q);
+std::string throtl_check_structure(blk::request_queue* q, bool timing = false);
 
 struct RateLog {
   struct Entry {

@@ -423,7 +423,8 @@ void World::Impl::after_op() {
   for (auto& [h, d] : disks) {
     if (d.state != 1 && d.state != 2) continue;
     DiskRef ref(this, &d);  // conc: another task may release it meanwhile
-    if (ref.g) oracle::throtl_check_structure(ref.g->queue);
+    // The timer rule only single-task: another task may be inside a timer function.
+    if (ref.g) oracle::throtl_check_structure(ref.g->queue, !conc);
   }
 }
 
