@@ -3,6 +3,8 @@
 
 #include <cerrno>
 
+#include "impl/block/busted.h"
+
 namespace blk {
 
 bool conf_is_space(char c) {
@@ -62,6 +64,12 @@ int blkg_conf_prep(blkcg* b, const blkcg_policy* pol, blkg_conf_ctx* ctx)
   request_queue* q = ctx->disk->queue;
   q->blkcg_mutex.lock();
   int err = 0;
+  // Missing blkgs are created with a blocking class: this is process context, and a
+  // user's write must not fail where waiting would have succeeded (457e490f2b74).
+  // busted().conf_create_nowait keeps the spinlock-era GFP_NOWAIT.
+  const kern::gfp_t gfp = busted().conf_create_nowait.load(std::memory_order_relaxed)
+                              ? kern::GFP_NOWAIT | kern::GFP_NOWARN
+                              : kern::GFP_NOIO;
   for (;;) {
     if (!blkcg_policy_enabled(q, pol)) {
       err = -EOPNOTSUPP;
@@ -76,7 +84,7 @@ int blkg_conf_prep(blkcg* b, const blkcg_policy* pol, blkg_conf_ctx* ctx)
     for (blkcg* parent = blkcg_parent(pos); parent && !blkg_lookup(parent, q);
          parent = blkcg_parent(pos))
       pos = parent;
-    if (!blkg_create(pos, q, kern::GFP_NOIO, &err)) break;
+    if (!blkg_create(pos, q, gfp, &err)) break;
   }
   q->blkcg_mutex.unlock();
   return err;

@@ -49,6 +49,10 @@
 //   rmdir_offline_before_kill  rmdir offlines (destroys blkgs) before killing the css, so
 //                       a creation passing css_tryget_online races the destruction (found
 //                       by blkcg_torture: a removed cgroup's io.stat going down).
+//   conf_create_nowait  blkg_conf_prep creates missing blkgs with GFP_NOWAIT, as under the
+//                       old queue_lock (before 457e490f2b74): a config write fails with
+//                       -ENOMEM on a non-blocking allocation (the oracle's spurious-ENOMEM
+//                       rule under fault injection).
 // blk-throttle (each caught by the throtl conformance scenario named):
 //   throtl_trim_no_slack      trim discards the slice it should keep (before 29cb95593430):
 //                             the rate falls below the limit at HZ=100 (throtl/001).
@@ -99,6 +103,7 @@ struct busted_flags {
   std::atomic<bool> blkcg_put_before_unlink{false};
   std::atomic<bool> punt_work_no_ref{false};
   std::atomic<bool> rmdir_offline_before_kill{false};
+  std::atomic<bool> conf_create_nowait{false};
   std::atomic<bool> throtl_trim_no_slack{false};
   std::atomic<bool> throtl_no_carryover{false};
   std::atomic<bool> throtl_split_charges_bps{false};
@@ -141,6 +146,7 @@ struct busted_flags {
         {"blkcg_put_before_unlink", &blkcg_put_before_unlink},
         {"punt_work_no_ref", &punt_work_no_ref},
         {"rmdir_offline_before_kill", &rmdir_offline_before_kill},
+        {"conf_create_nowait", &conf_create_nowait},
     };
     for (const auto& t : table)
       if (name == t.name) return t.flag;
@@ -157,7 +163,7 @@ struct busted_flags {
           &unregister_no_wait, &blkg_insert_fail_async, &free_work_unlink_unlocked,
           &activate_dying_blkg, &blkg_put_nonatomic, &root_iostat_unpinned,
           &blkg_create_after_offline, &blkcg_put_before_unlink, &punt_work_no_ref,
-          &rmdir_offline_before_kill})
+          &rmdir_offline_before_kill, &conf_create_nowait})
       f->store(false, std::memory_order_relaxed);
   }
 };

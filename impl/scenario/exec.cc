@@ -304,6 +304,29 @@ struct World::Impl {
     return got;
   }
 
+  // A configuration write may fail with -ENOMEM only because a blocking allocation
+  // failed: it runs in process context and allocates what it needs with a blocking class
+  // (457e490f2b74, f255c19b3ab4). A failure that only a GFP_NOWAIT allocation explains is
+  // the old spinlock-era bug. One exception is the design's own: radix-tree nodes for
+  // blkcg->blkg_tree come from the tree's GFP_NOWAIT mask since the RFC's patch 15 dropped
+  // the preload, so that site may fail a write (a finding reported on the RFC; see
+  // bench/bugs/15-conf-radix-insert-nowait.patch). The decision log covers this one write.
+  void check_config_enomem(const Op& op, long got) {
+    const std::vector<kern::AllocDecision> log = kern::fault_log();
+    kern::fault_record(false);
+    if (got != -ENOMEM) return;
+    std::string nonblocking;
+    for (const kern::AllocDecision& d : log) {
+      if (!d.failed) continue;
+      if (kern::gfpflags_allow_blocking(d.gfp) || d.site == "blkg_tree.insert") return;
+      nonblocking = d.site;
+    }
+    violation("model:spurious-enomem",
+              op_to_text(op) + ": -ENOMEM although no blocking allocation failed" +
+                  (nonblocking.empty() ? std::string(" (no allocation failed)")
+                                       : " (non-blocking allocation failed at " + nonblocking + ")"));
+  }
+
   bool removed_under(const std::string& path) const {
     for (const std::string& r : removed)
       if (path == "/" || r == path || (r.size() > path.size() && r.compare(0, path.size(), path) == 0 &&
@@ -553,7 +576,10 @@ OpResult World::Impl::run(const Op& op) {
     case OpKind::kWrite: {
       std::string dir, file;
       split_file(op.path, &dir, &file);
+      const bool conf = file == "io.max" || file.rfind("blkio.throttle.", 0) == 0;
+      if (faults && conf && !conc) kern::fault_record(true);
       r.value = blk::cgroup_file_write(h, op.path, op.data);
+      if (faults && conf && !conc) check_config_enomem(op, r.value);
       if (conc) break;  // io.max and the tree: the interleaving decides (observers)
       if (dfl && file == "io.max" && canonical(dir) && model.cgroup_exists(dir) && dir != "/") {
         const long want = model.predict_iomax_write(dir, op.data);
