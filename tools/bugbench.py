@@ -460,7 +460,9 @@ def cmd_run(args) -> int:
         print(f"bugbench: unknown detector(s) {', '.join(unknown)}; known: {', '.join(DETECTORS)}",
               file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else ROOT / "build/bugbench/runs" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    # Absolute: detectors run with other working directories (ctest in the build tree).
+    out = Path(args.out).resolve() if args.out else \
+        ROOT / "build/bugbench/runs" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out.mkdir(parents=True, exist_ok=False)  # never reuse a run's directory
     scratch = Scratch(ROOT / "build/bugbench/src")
     scratch.path.mkdir(parents=True, exist_ok=True)

@@ -83,7 +83,7 @@ class TargetStats:
 class Campaign:
     def __init__(self, args):
         self.args = args
-        self.dir = Path(args.dir) if args.dir else \
+        self.dir = Path(args.dir).resolve() if args.dir else \
             ROOT / "build/campaign" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.dir.mkdir(parents=True, exist_ok=True)
         for sub in ("corpus", "raw", "crashes", "logs", "afl"):
