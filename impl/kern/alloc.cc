@@ -20,6 +20,7 @@
 #include <unordered_set>
 
 #include "impl/kern/annotations.h"
+#include "impl/kern/lockdep.h"
 #include "impl/kern/report.h"
 #include "impl/kern/sched.h"
 #include "impl/kern/task.h"
@@ -287,6 +288,24 @@ uint64_t reclaim_recursion_count() {
   return s.reclaim_recursions;
 }
 
+namespace {
+
+LockClass* fs_reclaim_class() {
+  static LockClass* const c = lock_class("fs_reclaim");
+  return c;
+}
+const char fs_reclaim_map = 0;  // the pseudo-lock's one instance
+
+}  // namespace
+
+void fs_reclaim_acquire(std::source_location where) {
+  if (lockdep_enabled()) lock_acquire(fs_reclaim_class(), &fs_reclaim_map, false, false, 0, where);
+}
+
+void fs_reclaim_release(std::source_location where) {
+  if (lockdep_enabled()) lock_release(fs_reclaim_class(), &fs_reclaim_map, where);
+}
+
 bool alloc_decide(gfp_t requested, AllocSite site, const char* type) {
   const gfp_t gfp = current_gfp_context(requested);
   // 1. A blocking class is a possible sleep, whatever happens next.
@@ -305,11 +324,12 @@ bool alloc_decide(gfp_t requested, AllocSite site, const char* type) {
   State& s = st();
   const Task* const self = current();
   std::function<void(gfp_t)> writeback;
-  bool fail = false, reclaim = false, recursion = false, warn = false;
+  bool fail = false, reclaim = false, recursion = false, warn = false, in_reclaim = false;
   uint64_t index;
   {
     AllocGuard g(s.mu);
     index = ++s.nr_allocs;
+    in_reclaim = s.in_reclaim.count(self) != 0;
     if (s.replaying) {
       fail = s.replay_fail.count(index) != 0;
     } else if (s.fault_classes & gfp_class(gfp)) {
@@ -358,7 +378,13 @@ bool alloc_decide(gfp_t requested, AllocSite site, const char* type) {
     if (s.recording) s.log.push_back(AllocDecision{index, site.name, gfp, fail, reclaim});
   }
 
-  // 4. Out of the lock: reports, reclaim, the warning.
+  // 4. Out of the lock: the fs_reclaim annotation (a class that may enter FS reclaim; the
+  // kernel's fs_reclaim_acquire skips a task already in reclaim, PF_MEMALLOC), reports,
+  // reclaim, the warning.
+  if (gfpflags_allow_blocking(gfp) && (gfp & kGfpFs) && !in_reclaim) {
+    fs_reclaim_acquire(site.where);
+    fs_reclaim_release(site.where);
+  }
   if (recursion) {
     kreport(ReportKind::kAlloc, std::string("reclaim-recursion:") + site.name,
             std::string("allocation at ") + site.name + " (" + gfp_name(gfp) +
@@ -368,7 +394,9 @@ bool alloc_decide(gfp_t requested, AllocSite site, const char* type) {
   }
   if (reclaim) {
     ReclaimMark mark(self);
+    fs_reclaim_acquire(site.where);  // direct reclaim runs inside the annotation
     writeback(gfp);
+    fs_reclaim_release(site.where);
   }
   if (warn && s.verbose.load(std::memory_order_relaxed)) {
     std::fprintf(stderr, "alloc: allocation failure #%llu at %s (%s%s%s)\n",

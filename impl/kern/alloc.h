@@ -214,6 +214,20 @@ void reclaim_set(ReclaimConfig c);
 uint64_t reclaim_count();            // reclaims entered since alloc_reset
 uint64_t reclaim_recursion_count();  // reclaims refused as recursive since alloc_reset
 
+// ---- fs_reclaim (the kernel's __fs_reclaim_map) ----
+//
+// A pseudo-lock for "this task may enter filesystem reclaim". Every allocation whose
+// effective class may block and may call into filesystems (GFP_KERNEL; not GFP_NOFS or
+// GFP_NOIO, not inside the matching scope, not from inside reclaim) acquires and releases
+// it, so a lock held across such an allocation gets the edge L -> fs_reclaim; reclaim's
+// writeback (the ReclaimConfig hook) runs holding it, so what writeback takes gets
+// fs_reclaim -> L. Code whose locks reclaim may need primes the second direction up front
+// (fs_reclaim_acquire(); lock_acquire/release of the lock's class; fs_reclaim_release()),
+// the way the kernel primes dma_resv, so the cycle is reported without reclaim having
+// to happen in that run. Context: process (the acquisition is lockdep bookkeeping only).
+void fs_reclaim_acquire(std::source_location where = std::source_location::current());
+void fs_reclaim_release(std::source_location where = std::source_location::current());
+
 // ---- Core (the typed helpers below are the interface; these are their building blocks) ----
 
 // Runs every check and decision for one allocation (context check, seam, fault injection,

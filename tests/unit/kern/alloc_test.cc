@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "impl/kern/lock.h"
+#include "impl/kern/lockdep.h"
 #include "impl/kern/rcu.h"
 #include "impl/kern/report.h"
 #include "impl/kern/sched_controlled.h"
@@ -412,6 +413,65 @@ TEST_F(AllocTest, ReclaimOnlyForBlockingAllocationsThatMayDoIo) {
   memalloc_noio_restore(saved);
   EXPECT_EQ(seen.size(), 2u);
   EXPECT_EQ(reclaim_count(), 2u);
+}
+
+// fs_reclaim: a lock that reclaim may take (primed, as alloc_disk primes q->blkcg_mutex),
+// held across an allocation that may enter FS reclaim, is a lock-order cycle; GFP_NOIO,
+// GFP_NOFS and a noio scope are not. The planted misuse is the 2011 per-CPU stats bug's
+// shape: GFP_KERNEL under the lock the IO path needs.
+TEST_F(AllocTest, FsReclaimCycleWhenReclaimMayNeedTheHeldLock) {
+  lockdep_reset();
+  mutex m("test.reclaim_needs_me");
+  fs_reclaim_acquire();
+  lock_acquire(m.cls(), m.dep_instance(), false, false, 0, std::source_location::current());
+  lock_release(m.cls(), m.dep_instance(), std::source_location::current());
+  fs_reclaim_release();
+  {
+    ReportCapture cap;
+    m.lock();
+    kfree_bytes(kmalloc_bytes(8, GFP_NOIO, "test.noio"));
+    kfree_bytes(kmalloc_bytes(8, GFP_NOFS, "test.nofs"));
+    const unsigned saved = memalloc_noio_save();
+    kfree_bytes(kmalloc_bytes(8, GFP_KERNEL, "test.kernel_in_noio_scope"));
+    memalloc_noio_restore(saved);
+    m.unlock();
+    EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  }
+  {
+    ReportCapture cap;
+    m.lock();
+    kfree_bytes(kmalloc_bytes(8, GFP_KERNEL, "test.kernel"));
+    m.unlock();
+    ASSERT_EQ(cap.count(ReportKind::kLockOrder), 1u) << cap.dump();
+    EXPECT_NE(cap.dump().find("fs_reclaim"), std::string::npos) << cap.dump();
+  }
+  lockdep_reset();
+}
+
+// Without priming: reclaim's writeback runs inside fs_reclaim, so a lock it takes gets
+// fs_reclaim -> lock, and a GFP_KERNEL allocation under that lock closes the cycle.
+TEST_F(AllocTest, FsReclaimLearnsFromReclaimWriteback) {
+  lockdep_reset();
+  mutex m("test.writeback_lock");
+  reclaim_set({.enabled = true, .every_nth = 1, .writeback = [&](gfp_t) {
+                 m.lock();
+                 kfree_bytes(kmalloc_bytes(8, GFP_NOIO, "test.inside_reclaim"));
+                 m.unlock();
+               }});
+  {
+    ReportCapture cap;
+    kfree_bytes(kmalloc_bytes(8, GFP_KERNEL, "test.enter_reclaim"));
+    EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  }
+  reclaim_set({});
+  {
+    ReportCapture cap;
+    m.lock();
+    kfree_bytes(kmalloc_bytes(8, GFP_KERNEL, "test.kernel_under_writeback_lock"));
+    m.unlock();
+    EXPECT_EQ(cap.count(ReportKind::kLockOrder), 1u) << cap.dump();
+  }
+  lockdep_reset();
 }
 
 TEST_F(AllocTest, ReclaimEveryNthAndByProbabilityAreDeterministic) {
