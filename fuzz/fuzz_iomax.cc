@@ -6,6 +6,12 @@
 // it, and the read-back line, written again, must be accepted and read back the same
 // (print -> parse round trip). The world persists across inputs (it is expensive to build
 // and no IO runs); every input starts by clearing the limits.
+//
+// An input starting with "v1" and one of r, w, R, W is written instead to cgroup v1's
+// blkio.throttle.read_bps_device, write_bps_device, read_iops_device or write_iops_device
+// (a legacy hierarchy: the world is rebuilt as v1), checked against the oracle's
+// v1 grammar (oracle::v1_limit_parse: sscanf's %llu, 0 = no limit, iops keep 32 bits),
+// read back, and written back.
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -14,21 +20,45 @@
 #include "impl/block/cgroupfs.h"
 #include "impl/block/genhd.h"
 #include "impl/kern/report.h"
+#include "impl/kern/workqueue.h"
 #include "impl/oracle/model.h"
 
 namespace {
 
+// One world at a time (the hierarchy's root is process-global): cgroup v2 for io.max,
+// v1 (blkio) for the blkio.throttle files. Disk 8:16 with partition 8:17, cgroup /a. An
+// input of the other kind tears the world down (every check of a normal teardown runs)
+// and builds the other.
 struct IomaxWorld {
   blk::cgroup_hierarchy h;
   blk::gendisk* disk;
-  IomaxWorld() {
+  blk::cgroup* a = nullptr;
+  explicit IomaxWorld(bool dfl) : h(dfl) {
     disk = blk::alloc_disk(8, 16, 1);
     blk::add_disk(disk);
-    blk::cgroup* a;
     h.mkdir(h.root(), "a", &a);
     blk::add_partition(disk, 1);
   }
+  ~IomaxWorld() {
+    blk::del_gendisk(disk);
+    kern::run_pending_work();
+    blk::disk_release(disk);
+    h.rmdir(a);
+    h.flush_frees();
+    kern::run_pending_work();
+  }
+  bool dfl() const { return h.on_dfl(); }
 };
+
+// Not destroyed at exit: the runtime's own statics may be gone by then.
+IomaxWorld* world(bool dfl) {
+  static IomaxWorld* w = nullptr;
+  if (w == nullptr || w->dfl() != dfl) {
+    delete w;
+    w = new IomaxWorld(dfl);
+  }
+  return w;
+}
 
 void fail(const std::string& what, const std::string& detail) {
   kern::kreport(kern::ReportKind::kOracle, "fuzz_iomax:" + what, "fuzz_iomax: " + what + ": " + detail);
@@ -42,13 +72,62 @@ std::string read_max(blk::cgroup_hierarchy& h) {
 
 }  // namespace
 
+int test_v1(const std::string& input, char which) {
+  IomaxWorld* w = world(false);
+  static const char* const files[4] = {"read_bps_device", "write_bps_device", "read_iops_device",
+                                       "write_iops_device"};
+  const int k = which == 'r' ? 0 : which == 'w' ? 1 : which == 'R' ? 2 : 3;
+  const std::string path = std::string("/a/blkio.throttle.") + files[k];
+  const bool iops = k >= 2;
+  blk::cgroup_file_write(w->h, path, "8:16 0");  // no limit
+  const oracle::V1LimitParse p = oracle::v1_limit_parse(input);
+  long want;
+  if (!p.dev_ok)
+    want = -EINVAL;
+  else if (p.major != 8 || p.minor != 16)
+    want = -ENODEV;
+  else
+    want = p.err ? -p.err : static_cast<long>(input.size());
+  const long got = blk::cgroup_file_write(w->h, path, input);
+  if (got != want) {
+    fail("v1-result", path + ": wrote '" + input + "': got " + std::to_string(got) +
+                          ", grammar says " + std::to_string(want));
+    return 0;
+  }
+  uint64_t v = got > 0 ? (p.value == 0 ? UINT64_MAX : p.value) : UINT64_MAX;
+  if (iops) v = static_cast<uint32_t>(v);
+  const uint64_t none = iops ? UINT32_MAX : UINT64_MAX;
+  const std::string expect = v == none ? "" : "8:16 " + std::to_string(v) + "\n";
+  std::string text;
+  blk::cgroup_file_read(w->h, path, &text);
+  if (text != expect) {
+    fail("v1-readback", path + ": wrote '" + input + "': read '" + text + "', expected '" + expect + "'");
+    return 0;
+  }
+  // The print -> write round trip, except for an iops limit whose low 32 bits are 0: the
+  // kernel stores such a write (2^32, say) as an iops limit of 0 and prints "0", which
+  // written back means "no limit" (a quirk of the v1 files, kept as the kernel has it).
+  if (!text.empty() && v != 0) {
+    std::string again;
+    if (blk::cgroup_file_write(w->h, path, text) != static_cast<long>(text.size()) ||
+        (blk::cgroup_file_read(w->h, path, &again), again != text))
+      fail("v1-roundtrip", path + ": the read-back '" + text + "' does not write back to itself");
+  }
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static IomaxWorld* w = [] {
+  static const bool init = [] {
     kern::set_report_mode(kern::ReportMode::kAbort);
-    return new IomaxWorld();
+    return true;
   }();
+  (void)init;
   if (size > 4096) return 0;
   const std::string input(reinterpret_cast<const char*>(data), size);
+  if (size >= 3 && data[0] == 'v' && data[1] == '1' &&
+      (data[2] == 'r' || data[2] == 'w' || data[2] == 'R' || data[2] == 'W'))
+    return test_v1(input.substr(3), static_cast<char>(data[2]));
+  IomaxWorld* w = world(true);
   blk::cgroup_file_write(w->h, "/a/io.max", "8:16 rbps=max wbps=max riops=max wiops=max");
   const oracle::IomaxParse p = oracle::iomax_parse(input);
   long want;

@@ -30,26 +30,29 @@ bool in_subtree(const std::string& p, const std::string& root) {
                        p[root.size()] == '/');
 }
 
+// "MAJ:MIN" then white space, as every blkg_conf file starts; sets *i past the device.
+bool parse_dev(const std::string& in, size_t* i, unsigned* maj, unsigned* min) {
+  uint64_t major, minor;
+  while (*i < in.size() && space(in[*i])) ++*i;
+  if (!digits(in, i, &major) || *i >= in.size() || in[*i] != ':') return false;
+  ++*i;
+  while (*i < in.size() && space(in[*i])) ++*i;
+  if (!digits(in, i, &minor) || *i >= in.size() || !space(in[*i])) return false;
+  *maj = static_cast<uint32_t>(major);
+  *min = static_cast<uint32_t>(minor);
+  return true;
+}
+
 }  // namespace
 
 IomaxParse iomax_parse(const std::string& in) {
   IomaxParse r;
   size_t i = 0;
-  uint64_t major, minor;
-  while (i < in.size() && space(in[i])) ++i;
-  if (!digits(in, &i, &major) || i >= in.size() || in[i] != ':') {
-    r.err = EINVAL;
-    return r;
-  }
-  ++i;
-  while (i < in.size() && space(in[i])) ++i;
-  if (!digits(in, &i, &minor) || i >= in.size() || !space(in[i])) {
+  if (!parse_dev(in, &i, &r.major, &r.minor)) {
     r.err = EINVAL;
     return r;
   }
   r.dev_ok = true;
-  r.major = static_cast<uint32_t>(major);
-  r.minor = static_cast<uint32_t>(minor);
   // Tokens: runs of non-space characters, each read 26 characters at a time.
   std::vector<std::string> tokens;
   while (i < in.size()) {
@@ -90,6 +93,19 @@ IomaxParse iomax_parse(const std::string& in) {
     r.set[k] = true;
     r.value[k] = k >= 2 && v > UINT32_MAX ? UINT32_MAX : v;
   }
+  return r;
+}
+
+V1LimitParse v1_limit_parse(const std::string& in) {
+  V1LimitParse r;
+  size_t i = 0;
+  if (!parse_dev(in, &i, &r.major, &r.minor)) {
+    r.err = EINVAL;
+    return r;
+  }
+  r.dev_ok = true;
+  while (i < in.size() && space(in[i])) ++i;
+  if (!digits(in, &i, &r.value)) r.err = EINVAL;  // what follows the number is ignored
   return r;
 }
 

@@ -37,6 +37,17 @@ struct IomaxParse {
   uint64_t value[4] = {};    // the value for each named key (UINT64_MAX / UINT32_MAX: max)
 };
 IomaxParse iomax_parse(const std::string& input);
+// A write to blkio.throttle.{read,write}_{bps,iops}_device (cgroup v1): the device as
+// for io.max, then the value as the kernel's sscanf("%llu") reads it: white space, at
+// least one decimal digit (no sign), digits wrapping modulo 2^64, the rest ignored. The
+// caller applies the file's rules: 0 means no limit, iops files keep the low 32 bits.
+struct V1LimitParse {
+  bool dev_ok = false;
+  unsigned major = 0, minor = 0;
+  int err = 0;  // 0 or EINVAL
+  uint64_t value = 0;
+};
+V1LimitParse v1_limit_parse(const std::string& input);
 // The read-back line of one device's limits, "" if all are max.
 std::string iomax_line(const std::string& dev, const uint64_t limits[4]);
 
