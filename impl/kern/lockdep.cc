@@ -30,6 +30,12 @@ std::mutex class_mutex;
 std::unordered_map<std::string, std::unique_ptr<LockClass>>* classes_by_name = nullptr;
 std::array<LockClass*, kMaxLockClasses> classes_by_id{};
 uint32_t nr_classes = 0;
+// nr_classes as last published (release, under class_mutex): the graph walks and the
+// reset only touch the rows and words of classes that exist (acquire).
+std::atomic<uint32_t> classes_hwm{0};
+
+uint32_t used_classes() { return classes_hwm.load(std::memory_order_acquire); }
+uint32_t used_words() { return (used_classes() + 63) / 64; }
 
 std::mutex graph_mutex;
 std::atomic<uint64_t> edges[kMaxLockClasses][kWords];
@@ -67,7 +73,8 @@ std::string site(const std::source_location& w) {
 template <typename Hit>
 std::vector<uint32_t> bfs(uint32_t from, std::atomic<uint64_t> (*adj)[kWords], Hit hit,
                           bool self_ok) {
-  std::vector<int> prev(kMaxLockClasses, -1);
+  const uint32_t words = used_words();
+  std::vector<int> prev(used_classes(), -1);
   std::vector<uint32_t> queue{from};
   prev[from] = static_cast<int>(from);
   int found = -1;
@@ -77,7 +84,7 @@ std::vector<uint32_t> bfs(uint32_t from, std::atomic<uint64_t> (*adj)[kWords], H
       found = static_cast<int>(u);
       break;
     }
-    for (uint32_t w = 0; w < kWords; ++w) {
+    for (uint32_t w = 0; w < words; ++w) {
       uint64_t bits = adj[u][w].load(std::memory_order_relaxed);
       while (bits) {
         const uint32_t v = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
@@ -253,8 +260,13 @@ void add_edge_slow(const Task* t, const HeldLock& held, LockClass* next,
   edges[a][b / 64].fetch_or(uint64_t{1} << (b % 64), std::memory_order_relaxed);
   redges[b][a / 64].fetch_or(uint64_t{1} << (a % 64), std::memory_order_relaxed);
   nr_edges.fetch_add(1, std::memory_order_relaxed);
-  (*edge_info)[{a, b}] =
-      EdgeInfo{t->label(), std::vector<HeldLock>(t->held, t->held + t->nr_held), next, w};
+  // Entries outlive lockdep_reset (their map nodes and vectors are reused); one is read
+  // only while its edge exists, and an edge is re-learned here after every reset.
+  EdgeInfo& e = (*edge_info)[{a, b}];
+  e.task = t->label();
+  e.held.assign(t->held, t->held + t->nr_held);
+  e.next = next;
+  e.where = w;
   check_irq_dependency_edge(a, b);
 }
 
@@ -305,6 +317,7 @@ LockClass* lock_class(const char* name, bool sleeping) {
   }
   auto cls = std::make_unique<LockClass>();
   cls->id = nr_classes++;
+  classes_hwm.store(nr_classes, std::memory_order_release);
   cls->name = name;
   cls->sleeping = sleeping;
   LockClass* raw = cls.get();
@@ -319,12 +332,14 @@ bool lockdep_enabled() { return enabled.load(std::memory_order_relaxed); }
 void lockdep_reset() {
   init_once();
   std::lock_guard<std::mutex> g(graph_mutex);
-  for (auto& row : edges)
-    for (auto& w : row) w.store(0, std::memory_order_relaxed);
-  for (auto& row : redges)
-    for (auto& w : row) w.store(0, std::memory_order_relaxed);
+  // Only the rows and words of existing classes can hold a bit.
+  const uint32_t n = used_classes(), words = used_words();
+  for (uint32_t i = 0; i < n; ++i)
+    for (uint32_t w = 0; w < words; ++w) {
+      edges[i][w].store(0, std::memory_order_relaxed);
+      redges[i][w].store(0, std::memory_order_relaxed);
+    }
   nr_edges.store(0, std::memory_order_relaxed);
-  edge_info->clear();
   reported->clear();
   std::lock_guard<std::mutex> g2(class_mutex);
   for (uint32_t i = 0; i < nr_classes; ++i) classes_by_id[i]->usage.store(0);
