@@ -7,6 +7,7 @@
 
 #include "impl/block/blkg.h"
 #include "impl/kern/report.h"
+#include "impl/kern/sched.h"
 
 namespace blk {
 namespace {
@@ -119,6 +120,22 @@ void pd_free(blkg_policy_data* p) {
   kern::kfree(pd);  // a callback on it after this is a use-after-free (ASan)
 }
 
+// blkio.reset_stats (and any walker of a blkcg's blkgs under blkcg->lock) calls this on
+// each pd it finds. The core publishes and unpublishes pds, and offlines them, under
+// blkcg->lock, so a pd reached here is initialised or online, never offline or freed
+// (858560b27645, CVE-2021-47379: a deactivation freed pds under the queue's lock only).
+// The seam lets a concurrent deactivation run between finding the pd and using it, the
+// window the bug needs.
+void pd_reset_stats(blkg_policy_data* p) {
+  test_pd* pd = as_test(p);
+  kern::seam(kern::SeamKind::kAtomic, pd);
+  if (pd->st != St::kInited && pd->st != St::kOnline)
+    violation("pd-used-after-offline",
+              std::string("a blkcg->lock walker reached a pd in state ") + st_name(pd->st));
+  std::lock_guard<std::mutex> g(mu);
+  counters.pd_reset_stats++;
+}
+
 blkcg_policy_data* cpd_alloc(kern::gfp_t gfp) {
   test_cpd* cpd = kern::kzalloc_obj<test_cpd>(gfp, "cpd_alloc.testpol");
   if (cpd) {
@@ -146,6 +163,7 @@ blkcg_policy the_policy = [] {
   p.pd_online_fn = pd_online;
   p.pd_offline_fn = pd_offline;
   p.pd_free_fn = pd_free;
+  p.pd_reset_stats_fn = pd_reset_stats;
   return p;
 }();
 

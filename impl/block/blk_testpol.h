@@ -9,6 +9,8 @@
 //     counts itself as a live child of it; a parent pd freed while a child pd is still
 //     live is reported (c7241babf085: parent put after child pd free);
 //   - no callback runs on a pd after its free (pds are really freed: ASan sees a late use);
+//   - pd_reset_stats (blkio.reset_stats, a walker under blkcg->lock) only meets pds that
+//     are initialised or online (858560b27645: pds offlined and freed without that lock);
 //   - cpds are allocated and freed once each.
 // Counters (calls per callback, live pds/cpds) let tests assert balances. State is
 // process-global; testpol_reset() starts a fresh world (every pd must be freed by then).
@@ -23,6 +25,7 @@ namespace blk {
 struct testpol_counters {
   uint64_t pd_alloc = 0, pd_init = 0, pd_online = 0, pd_offline = 0, pd_free = 0;
   uint64_t cpd_alloc = 0, cpd_free = 0;
+  uint64_t pd_reset_stats = 0;
   int64_t live_pds() const { return static_cast<int64_t>(pd_alloc - pd_free); }
   int64_t live_cpds() const { return static_cast<int64_t>(cpd_alloc - cpd_free); }
 };

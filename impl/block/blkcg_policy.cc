@@ -37,19 +37,23 @@ void for_each_blkg_children_first(request_queue* q, Fn fn) REQUIRES(q->blkcg_mut
 
 // Offline (under blkcg->lock) then free (outside it: pd_free may sleep) the policy's pd
 // of one blkg — the RFC's blkg_free_policy_data. Caller holds q->blkcg_mutex.
-void blkg_free_policy_data(blkcg_gq* blkg, const blkcg_policy* pol) {
-  blkg_policy_data* pd;
-  {
-    kern::SpinIrqGuard g(blkg->blkcg->lock);
-    pd = blkg->pd[pol->plid].load(std::memory_order_relaxed);
-    if (!pd) return;
+// busted().deactivate_without_blkcg_lock: the offline and unpublish without blkcg->lock
+// (before 858560b27645, CVE-2021-47379), so a walker under that lock (reset_stats) can
+// meet the pd offline or freed.
+void blkg_free_policy_data(blkcg_gq* blkg, const blkcg_policy* pol) NO_THREAD_SAFETY_ANALYSIS {
+  const bool locked = !busted().deactivate_without_blkcg_lock.load(std::memory_order_relaxed);
+  kern::irqflags_t f{};
+  if (locked) f = blkg->blkcg->lock.lock_irqsave();
+  blkg_policy_data* pd = blkg->pd[pol->plid].load(std::memory_order_relaxed);
+  if (pd) {
     if (pd->online) {
       if (pol->pd_offline_fn) pol->pd_offline_fn(pd);
       pd->online = false;
     }
     blkg->pd[pol->plid].store(nullptr, std::memory_order_release);
   }
-  pol->pd_free_fn(pd);
+  if (locked) blkg->blkcg->lock.unlock_irqrestore(f);
+  if (pd) pol->pd_free_fn(pd);
 }
 
 }  // namespace

@@ -53,6 +53,10 @@
 //                       old queue_lock (before 457e490f2b74): a config write fails with
 //                       -ENOMEM on a non-blocking allocation (the oracle's spurious-ENOMEM
 //                       rule under fault injection).
+//   deactivate_without_blkcg_lock  a policy's pds are offlined, unpublished and freed
+//                       holding q->blkcg_mutex only (before 858560b27645, CVE-2021-47379):
+//                       reset_stats under blkcg->lock meets an offline or freed pd
+//                       (testpol's pd_reset_stats check; ASan).
 // blk-throttle (each caught by the throtl conformance scenario named):
 //   throtl_trim_no_slack      trim discards the slice it should keep (before 29cb95593430):
 //                             the rate falls below the limit at HZ=100 (throtl/001).
@@ -104,6 +108,7 @@ struct busted_flags {
   std::atomic<bool> punt_work_no_ref{false};
   std::atomic<bool> rmdir_offline_before_kill{false};
   std::atomic<bool> conf_create_nowait{false};
+  std::atomic<bool> deactivate_without_blkcg_lock{false};
   std::atomic<bool> throtl_trim_no_slack{false};
   std::atomic<bool> throtl_no_carryover{false};
   std::atomic<bool> throtl_split_charges_bps{false};
@@ -147,6 +152,7 @@ struct busted_flags {
         {"punt_work_no_ref", &punt_work_no_ref},
         {"rmdir_offline_before_kill", &rmdir_offline_before_kill},
         {"conf_create_nowait", &conf_create_nowait},
+        {"deactivate_without_blkcg_lock", &deactivate_without_blkcg_lock},
     };
     for (const auto& t : table)
       if (name == t.name) return t.flag;
@@ -163,7 +169,7 @@ struct busted_flags {
           &unregister_no_wait, &blkg_insert_fail_async, &free_work_unlink_unlocked,
           &activate_dying_blkg, &blkg_put_nonatomic, &root_iostat_unpinned,
           &blkg_create_after_offline, &blkcg_put_before_unlink, &punt_work_no_ref,
-          &rmdir_offline_before_kill, &conf_create_nowait})
+          &rmdir_offline_before_kill, &conf_create_nowait, &deactivate_without_blkcg_lock})
       f->store(false, std::memory_order_relaxed);
   }
 };

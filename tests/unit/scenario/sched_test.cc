@@ -238,5 +238,40 @@ preempt T1 op=12 seam=54 T2
 #endif
 }
 
+
+// #17 (858560b27645, CVE-2021-47379): a deactivation offlining and freeing pds without
+// blkcg->lock while reset_stats walks the blkcg's blkgs under it. A random walk found it
+// at seed 8 (of 40 tried); minimized to one preemption: T1's reset_stats has found the
+// test policy's pd when T2's deactivation frees it. The freed pd is caught by UBSan's type
+// check, ASan, or testpol's own state check (pd-used-after-offline), whichever runs first.
+TEST(SchedBustedDeathTest, DeactivateWithoutBlkcgLockIsCaught) {
+  const Scenario s = parse(R"(schedule list
+legacy_hierarchy
+disk_alloc d0 8:16
+disk_add d0
+pol_register
+pol_activate d0
+mkdir /a
+bio b1 d0 read 512
+assoc b1 /a
+T1: write /a/blkio.reset_stats "1"
+T2: pol_deactivate d0
+preempt T1 op=9 seam=12 T2
+)");
+  {
+    kern::ReportCapture cap;
+    run_concurrent(s);
+    EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  }
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        kern::set_report_mode(kern::ReportMode::kAbort);
+        blk::busted().deactivate_without_blkcg_lock.store(true);
+        run_concurrent(s);
+      },
+      "pd-used-after-offline|runtime error|use-after-free");
+}
+
 }  // namespace
 }  // namespace scenario
