@@ -338,6 +338,7 @@ struct World::Impl {
   OpResult run(const Op& op);
   void after_op();
   void quiesce();
+  bool check_lock_state();
 };
 
 World::World(bool dfl, bool concurrent) : p_(nullptr) {
@@ -877,12 +878,37 @@ OpResult World::Impl::run(const Op& op) {
   return r;
 }
 
+// Lock state once every task has finished (step 0 of quiesce): no lock of the world may
+// still be held and no queue frozen; a leftover would hang or corrupt the teardown, so it
+// is reported and the teardown skipped. Returns whether all is clear.
+bool World::Impl::check_lock_state() {
+  std::string held;
+  auto check = [&](const char* what, kern::Task* owner) {
+    if (owner != nullptr) held += std::string(held.empty() ? "" : ", ") + what + " (" + owner->label() + ")";
+  };
+  check("cgroup_mutex", h.cgroup_mutex.owner());
+  check("blkcg_pol_mutex", blk::blkcg_pol_mutex_ref().owner());
+  for (auto& [dh, d] : disks) {
+    if (d.disk == nullptr || d.state == 3) continue;
+    blk::request_queue* q = d.disk->queue;
+    check("q->blkcg_mutex", q->blkcg_mutex.owner());
+    check("q->queue_lock", q->queue_lock.owner());
+    check("q->rq_qos_mutex", q->rq_qos_mutex.owner());
+    if (blk::throtl_data* td = q->td.load(std::memory_order_acquire)) check("td->lock", td->lock.owner());
+    if (q->q_usage_counter.frozen()) held += std::string(held.empty() ? "" : ", ") + "q->q_usage_counter (frozen)";
+  }
+  if (held.empty()) return true;
+  violation("lock-state-at-quiesce", "still held after every task ended: " + held);
+  return false;
+}
+
 void World::Impl::quiesce() {
   if (quiesced) return;
   quiesced = true;
   index = -1;
   kern::fault_set({});
   faults = false;
+  if (!check_lock_state()) return;
   // 1. Every live disk deleted: throttled bios fail now; devices drained.
   for (auto& [dh, d] : disks)
     if (d.state == 1 && d.disk) {

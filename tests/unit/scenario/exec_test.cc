@@ -6,6 +6,7 @@
 
 #include <random>
 
+#include "impl/block/blk_cgroup.h"
 #include "impl/block/busted.h"
 #include "impl/kern/report.h"
 #include "impl/scenario/binary.h"
@@ -226,6 +227,37 @@ TEST(ScenarioExec, ReplayIsDeterministic) {
   EXPECT_EQ(results(s), first);
   EXPECT_EQ(results(r), random_first);
   EXPECT_EQ(cap.size(), 0u) << cap.dump();
+}
+
+}  // namespace
+}  // namespace scenario
+
+namespace scenario {
+namespace {
+
+// Quiesce's step 0: a lock of the world still held (or a queue still frozen) once every
+// task has finished is reported, and the teardown, which would hang on it, is skipped.
+// Planted: the test's own task keeps blkcg_pol_mutex across quiesce (in a child process:
+// the skipped teardown leaves the world behind).
+TEST(ScenarioExecDeathTest, LockHeldAtQuiesceIsReported) {
+  const Scenario s = parse("disk_alloc d0 8:16\ndisk_add d0\nmkdir /a\npol_register\n");
+  {
+    kern::ReportCapture cap;
+    World w;
+    for (size_t i = 0; i < s.ops.size(); ++i) w.exec(s.ops[i], static_cast<int>(i));
+    w.quiesce();
+    EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  }
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        kern::set_report_mode(kern::ReportMode::kAbort);
+        World w;
+        for (size_t i = 0; i < s.ops.size(); ++i) w.exec(s.ops[i], static_cast<int>(i));
+        blk::blkcg_pol_mutex_ref().lock();
+        w.quiesce();
+      },
+      "lock-state-at-quiesce");
 }
 
 }  // namespace
