@@ -64,6 +64,7 @@ class Instance:
     deadline: float
     kind: str = "fuzz"          # fuzz | merge
     logf: object = None
+    afl_name: str = ""          # AFL++: the instance's directory in the sync dir
 
 
 @dataclass
@@ -133,8 +134,11 @@ class Campaign:
             sync = self.dir / "afl" / target
             role = ["-M", "main"] if not any(i.target == target and i.kind == "fuzz" for i in self.running) \
                 else ["-S", f"s{n}"]
+            # afl-fuzz insists on symbolize=0 (it symbolizes nothing itself); the afl
+            # build has no sanitizer, so the oracle's aborts are what it catches.
             env.update(AFL_NO_UI="1", AFL_SKIP_CPUFREQ="1", AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1",
-                       AFL_AUTORESUME="1")
+                       AFL_AUTORESUME="1", ASAN_OPTIONS="abort_on_error=1:symbolize=0",
+                       UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:symbolize=0")
             cmd = ["afl-fuzz", *role, "-i", str(ROOT / "corpus" / target), "-o", str(sync),
                    "-V", str(budget), "-x", str(ROOT / "fuzz" / f"{target}.dict"), "--",
                    str(self.fuzz_dir / target)]
@@ -149,7 +153,7 @@ class Campaign:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=self.dir,
                                 start_new_session=True)
         self.running.append(Instance(target, n, proc, log, time.monotonic(), time.monotonic() + budget + 90,
-                                     logf=logf))
+                                     logf=logf, afl_name=role[1] if self.args.engine == "afl" else ""))
         self.stats[target].instances += 1
 
     def start_merge(self, target: str) -> None:
@@ -247,9 +251,16 @@ class Campaign:
                 n, cov, ft = (int(x) for x in lines[-1])
                 st.execs_live[inst.n] = n
                 st.cov, st.ft = max(st.cov, cov), max(st.ft, ft)
-            am = re.findall(r"execs_done\s*:\s*(\d+)", tail)  # AFL++ fuzzer_stats is separate
-            if am:
-                st.execs_live[inst.n] = int(am[-1])
+            if inst.afl_name:  # AFL++ keeps its numbers in <sync>/<name>/fuzzer_stats
+                stats = self.dir / "afl" / inst.target / inst.afl_name / "fuzzer_stats"
+                try:
+                    kv = dict(re.findall(r"^(\w+)\s*:\s*(\S+)", stats.read_text(), re.M))
+                except OSError:
+                    kv = {}
+                if "execs_done" in kv:
+                    st.execs_live[inst.n] = int(kv["execs_done"])
+                if "edges_found" in kv:
+                    st.cov = max(st.cov, int(kv["edges_found"]))
 
     # -- triage ------------------------------------------------------------------------------
     def new_artifacts(self) -> list:
