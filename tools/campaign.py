@@ -480,7 +480,8 @@ class Campaign:
         r = subprocess.run(["llvm-cov-19", "report", str(ROOT / "build/coverage/fuzz" / f"{self.targets[0]}_replay"),
                             *objs, f"-instr-profile={data}", str(ROOT / "impl")], capture_output=True, text=True)
         lines = r.stdout.strip().splitlines()
-        return "\n".join(lines[:2] + [l for l in lines if "/block/" in l or l.startswith("TOTAL")])
+        keep = [l for l in lines[2:] if l.startswith(("block/", "TOTAL")) or "/block/" in l.split(" ")[0]]
+        return "\n".join(lines[:2] + keep)
 
 
 def svg_plot(timeline: list, targets: list) -> str:
