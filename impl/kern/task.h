@@ -86,6 +86,10 @@ struct Task {
 
   bool exited = false;
   void* sched_data = nullptr;  // backend-private (controlled scheduler)
+  // The work item this task is executing (workqueue.cc: flush/cancel of a work from
+  // inside itself). Per task, not per thread: fibers of the controlled scheduler share a
+  // thread, and a work preempted on one must not be seen as running on the next.
+  void* running_work = nullptr;
   // The task this one runs on top of, on the same thread (an inline kworker under its
   // flusher, an interrupt delivery under its sender). That task cannot run until this one
   // returns, so waiting for a lock it holds can never end (lock.cc reports it).

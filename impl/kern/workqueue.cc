@@ -60,8 +60,6 @@ Pool& pool() {
   return *p;
 }
 
-thread_local work_struct* tls_current_work = nullptr;
-
 void report(work_struct* w, const char* what) {
   kreport(ReportKind::kWork, std::string("work:") + w->name + ":" + what,
           std::string("work ") + w->name + ": " + what);
@@ -106,8 +104,8 @@ void process_one_work(Pool& p, const Picked& pk) {
   seam(SeamKind::kWork, w);
   Task* t = current();
   const int held = t->nr_held;
-  work_struct* saved = tls_current_work;
-  tls_current_work = w;
+  void* saved = t->running_work;
+  t->running_work = w;
   void (*fn)(work_struct*) = w->func;
   LockClass* wdep = w->dep;
   lock_acquire(wq->dep, wq, false, false, 0, std::source_location::current());
@@ -115,7 +113,7 @@ void process_one_work(Pool& p, const Picked& pk) {
   fn(w);  // may free w: only used as a key below until we retake the pool lock
   lock_release(wdep, w, std::source_location::current());
   lock_release(wq->dep, wq, std::source_location::current());
-  tls_current_work = saved;
+  t->running_work = saved;
   if (t->nr_held != held || !preemptible()) {
     kreport(ReportKind::kLockHeld, std::string("work-returned-atomic:") + wdep->name,
             std::string("work ") + wdep->name + " returned holding locks or in atomic context:\n" +
@@ -260,13 +258,13 @@ bool work_pending(work_struct* w) {
   return r;
 }
 
-work_struct* current_work() { return tls_current_work; }
+work_struct* current_work() { return static_cast<work_struct*>(current()->running_work); }
 
 // The common start of every wait for a work item: it must not be the running item itself,
 // the caller may sleep, and lockdep sees the wait as taking the work's pseudo-lock.
 // Returns false (reported) for a wait from inside the work.
 bool begin_wait_for_work(work_struct* w, const char* what) {
-  if (tls_current_work == w) {
+  if (current()->running_work == w) {
     report(w, (std::string(what) + " from the work itself (waits for itself)").c_str());
     return false;
   }
