@@ -191,6 +191,26 @@ preempt T0 op=9 seam=50 T1
   EXPECT_TRUE(cap.has(kern::ReportKind::kLeak)) << cap.dump();
 }
 
+// A scheduled scenario that is clean as it is, and dies with `flag` planted, in a
+// death-test child, printing something that matches `regex` (a sanitizer report; with
+// `reports_abort`, also the suite's own reports, which then abort).
+void expect_clean_then_death(const Scenario& s, std::atomic<bool>* flag, const char* regex,
+                             bool reports_abort) {
+  {
+    kern::ReportCapture cap;
+    run_concurrent(s);
+    EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  }
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        if (reports_abort) kern::set_report_mode(kern::ReportMode::kAbort);
+        flag->store(true);
+        run_concurrent(s);
+      },
+      regex);
+}
+
 // #30 (c164c7bc9775): the free work unlinking a blkg from q->blkg_list without the lock.
 // A PCT search over corpus/scenarios/sched-destroy-free.scn found it at seed 48; minimized
 // (ops and preemptions) to one preemption: T1's free work stands between reading its
@@ -221,18 +241,8 @@ T2: run
 disk_release d0
 preempt T1 op=12 seam=54 T2
 )");
-  {
-    kern::ReportCapture cap;
-    run_concurrent(s);
-    EXPECT_EQ(cap.size(), 0u) << cap.dump();
-  }
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(
-      {
-        blk::busted().free_work_unlink_unlocked.store(true);
-        run_concurrent(s);
-      },
-      "heap-use-after-free");
+  expect_clean_then_death(s, &blk::busted().free_work_unlink_unlocked, "heap-use-after-free",
+                          /*reports_abort=*/false);
 #else
   GTEST_SKIP() << "needs ASan or TSan to see the use-after-free";
 #endif
@@ -258,19 +268,9 @@ T1: write /a/blkio.reset_stats "1"
 T2: pol_deactivate d0
 preempt T1 op=9 seam=12 T2
 )");
-  {
-    kern::ReportCapture cap;
-    run_concurrent(s);
-    EXPECT_EQ(cap.size(), 0u) << cap.dump();
-  }
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(
-      {
-        kern::set_report_mode(kern::ReportMode::kAbort);
-        blk::busted().deactivate_without_blkcg_lock.store(true);
-        run_concurrent(s);
-      },
-      "pd-used-after-offline|runtime error|use-after-free");
+  expect_clean_then_death(s, &blk::busted().deactivate_without_blkcg_lock,
+                          "pd-used-after-offline|runtime error|use-after-free",
+                          /*reports_abort=*/true);
 }
 
 }  // namespace
