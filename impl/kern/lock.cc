@@ -14,7 +14,12 @@ bool LockCore::try_acquire_word() {
 }
 
 void LockCore::acquire_word(const char* what) {
-  if (try_acquire_word()) return;
+  if (!try_acquire_word()) acquire_word_slow(what);
+}
+
+// Contended (or self-deadlocked): out of line, so the uncontended path above carries none
+// of the reports' and the wait's stack locals (a sanitizer frame per lock otherwise).
+void LockCore::acquire_word_slow(const char* what) {
   Task* self = current();
   if (owner() == self) {
     // Self-deadlock: lockdep has reported the recursion; do not hang the run on it.

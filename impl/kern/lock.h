@@ -43,6 +43,7 @@ class LockCore {
  protected:
   bool try_acquire_word();
   void acquire_word(const char* what);  // waits (seam) until acquired
+  [[gnu::noinline]] void acquire_word_slow(const char* what);
   void release_word(const char* what, SrcLoc where);
   // lockdep release + word release + seam, if current() owns the lock; false otherwise.
   bool release_checked(const char* what, SrcLoc where);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -27,7 +28,14 @@ constexpr uint32_t kWords = kMaxLockClasses / 64;
 // reads it without the mutex (relaxed: a stale miss only sends us to the slow path, which
 // re-checks under graph_mutex).
 std::mutex class_mutex;
-std::unordered_map<std::string, std::unique_ptr<LockClass>>* classes_by_name = nullptr;
+// Looked up by string_view: interning an existing name (every lock init) must not build a
+// std::string.
+struct NameHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using ClassMap = std::unordered_map<std::string, std::unique_ptr<LockClass>, NameHash, std::equal_to<>>;
+ClassMap* classes_by_name = nullptr;
 std::array<LockClass*, kMaxLockClasses> classes_by_id{};
 uint32_t nr_classes = 0;
 // nr_classes as last published (release, under class_mutex): the graph walks and the
@@ -46,7 +54,7 @@ std::atomic<uint64_t> nr_edges{0};
 // only when a report prints it; building the text for every new edge made lockdep the
 // largest cost of a fresh fuzz world.
 struct EdgeInfo {
-  std::string task;
+  TaskTag task;
   std::vector<HeldLock> held;
   const LockClass* next;
   std::source_location where;
@@ -55,6 +63,11 @@ std::map<std::pair<uint32_t, uint32_t>, EdgeInfo>* edge_info = nullptr;
 std::set<std::string>* reported = nullptr;
 
 std::atomic<bool> enabled{true};
+
+// The union of every class's usage bits (under graph_mutex, reset with them): a walk
+// looking for a class with usage bit X cannot succeed while no class has X, and the
+// IN-interrupt bits are rare, so most new edges skip their interrupt-safety walks.
+uint32_t usage_union = 0;
 
 bool has_edge(uint32_t a, uint32_t b) {
   return (edges[a][b / 64].load(std::memory_order_relaxed) >> (b % 64)) & 1;
@@ -69,17 +82,23 @@ std::string site(const std::source_location& w) {
 
 // BFS from `from` over `adj` to the first class (other than `from` unless `self_ok`) for
 // which `hit` is true; returns the path from `from` to it, empty if none. Caller holds
-// graph_mutex.
+// graph_mutex, which also guards the scratch arrays: every new edge runs up to five walks,
+// and allocating their queues was most of lockdep's cost in a fresh fuzz world.
+int16_t bfs_prev[kMaxLockClasses];
+uint16_t bfs_queue[kMaxLockClasses];
+static_assert(kMaxLockClasses <= INT16_MAX);
+
 template <typename Hit>
 std::vector<uint32_t> bfs(uint32_t from, std::atomic<uint64_t> (*adj)[kWords], Hit hit,
                           bool self_ok) {
   const uint32_t words = used_words();
-  std::vector<int> prev(used_classes(), -1);
-  std::vector<uint32_t> queue{from};
-  prev[from] = static_cast<int>(from);
+  std::fill_n(bfs_prev, used_classes(), int16_t{-1});
+  uint32_t qlen = 0;
+  bfs_queue[qlen++] = static_cast<uint16_t>(from);
+  bfs_prev[from] = static_cast<int16_t>(from);
   int found = -1;
-  for (size_t qi = 0; qi < queue.size() && found < 0; ++qi) {
-    const uint32_t u = queue[qi];
+  for (uint32_t qi = 0; qi < qlen && found < 0; ++qi) {
+    const uint32_t u = bfs_queue[qi];
     if ((u != from || self_ok) && hit(u)) {
       found = static_cast<int>(u);
       break;
@@ -89,16 +108,16 @@ std::vector<uint32_t> bfs(uint32_t from, std::atomic<uint64_t> (*adj)[kWords], H
       while (bits) {
         const uint32_t v = w * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
         bits &= bits - 1;
-        if (prev[v] < 0) {
-          prev[v] = static_cast<int>(u);
-          queue.push_back(v);
+        if (bfs_prev[v] < 0) {
+          bfs_prev[v] = static_cast<int16_t>(u);
+          bfs_queue[qlen++] = static_cast<uint16_t>(v);  // each class enters at most once
         }
       }
     }
   }
   if (found < 0) return {};
   std::vector<uint32_t> path{static_cast<uint32_t>(found)};
-  while (path.back() != from) path.push_back(static_cast<uint32_t>(prev[path.back()]));
+  while (path.back() != from) path.push_back(static_cast<uint32_t>(bfs_prev[path.back()]));
   return {path.rbegin(), path.rend()};
 }
 
@@ -150,9 +169,9 @@ void report_irq_dependency(const IrqPair& p, std::vector<uint32_t> chain) {
   std::string text = std::string("WARNING: ") + usage_name(p.in_bit) + "-safe -> " +
                      usage_name(p.on_bit) + "-unsafe lock order detected\n";
   text += "  " + safe->name + " is " + usage_name(p.in_bit) + ", first by " +
-          safe->usage_task[p.in_bit] + " at " + site(safe->usage_site[p.in_bit]) + "\n";
+          safe->usage_task[p.in_bit].str() + " at " + site(safe->usage_site[p.in_bit]) + "\n";
   text += "  " + unsafe->name + " is " + usage_name(p.on_bit) + ", first by " +
-          unsafe->usage_task[p.on_bit] + " at " + site(unsafe->usage_site[p.on_bit]) + "\n";
+          unsafe->usage_task[p.on_bit].str() + " at " + site(unsafe->usage_site[p.on_bit]) + "\n";
   text += "  dependency chain:\n" + edge_path_text(chain);
   kreport(ReportKind::kIrqSafety, std::move(sig), std::move(text));
 }
@@ -160,6 +179,7 @@ void report_irq_dependency(const IrqPair& p, std::vector<uint32_t> chain) {
 // After the edge a -> b is added. Caller holds graph_mutex.
 void check_irq_dependency_edge(uint32_t a, uint32_t b) {
   for (const IrqPair& p : kIrqPairs) {
+    if (!(usage_union & p.in) || !(usage_union & p.on)) continue;
     auto back = bfs(a, redges,
                     [&](uint32_t c) { return classes_by_id[c]->usage.load() & p.in; }, true);
     if (back.empty()) continue;
@@ -175,6 +195,7 @@ void check_irq_dependency_edge(uint32_t a, uint32_t b) {
 // After class c gained usage bits `added`. Caller holds graph_mutex.
 void check_irq_dependency_usage(uint32_t c, uint32_t added) {
   for (const IrqPair& p : kIrqPairs) {
+    if (!(usage_union & p.in) || !(usage_union & p.on)) continue;
     if (added & p.in) {
       auto fwd = bfs(c, edges,
                      [&](uint32_t x) { return classes_by_id[x]->usage.load() & p.on; }, false);
@@ -189,27 +210,19 @@ void check_irq_dependency_usage(uint32_t c, uint32_t added) {
 }
 
 // Record usage bits; report a class used in an interrupt and also taken with that
-// interrupt enabled.
-void mark_usage(LockClass* cls, const Task* t, bool trylock, const std::source_location& w) {
-  uint32_t bits = 0;
-  if (!trylock) {
-    if (t->hardirq > 0) bits |= kUsedInHardirq;
-    if (t->softirq_serving > 0) bits |= kUsedInSoftirq;
-  }
-  if (!t->irqs_off && t->hardirq == 0) {
-    bits |= kEnabledHardirq;
-    if (t->softirq == 0) bits |= kEnabledSoftirq;
-  }
-  const uint32_t old = cls->usage.load(std::memory_order_relaxed);
-  if ((old | bits) == old) return;
-
+// interrupt enabled. The slow path (a bit new since the reset) is out of line: this runs
+// on every acquisition, and the report text's locals would otherwise cost each call a
+// sanitizer stack frame.
+[[gnu::noinline]] void mark_usage_slow(LockClass* cls, const Task* t, uint32_t bits,
+                                       std::source_location w) {
   std::lock_guard<std::mutex> g(graph_mutex);
   const uint32_t prev = cls->usage.fetch_or(bits, std::memory_order_relaxed);
   const uint32_t added = bits & ~prev;
+  usage_union |= bits;
   for (int b = 0; b < 4; ++b) {
     if (added & (1u << b)) {
       cls->usage_site[b] = w;
-      cls->usage_task[b] = t->label();
+      cls->usage_task[b].set(t);
     }
   }
   const uint32_t now = prev | bits;
@@ -222,9 +235,9 @@ void mark_usage(LockClass* cls, const Task* t, bool trylock, const std::source_l
       std::string text = "WARNING: inconsistent lock state: " + cls->name + " {" +
                          usage_name(p.in_bit) + "} -> {" + usage_name(p.on_bit) + "}\n";
       text += "  " + std::string(usage_name(p.in_bit)) + " usage by " +
-              cls->usage_task[p.in_bit] + " at " + site(cls->usage_site[p.in_bit]) + "\n";
+              cls->usage_task[p.in_bit].str() + " at " + site(cls->usage_site[p.in_bit]) + "\n";
       text += "  " + std::string(usage_name(p.on_bit)) + " usage by " +
-              cls->usage_task[p.on_bit] + " at " + site(cls->usage_site[p.on_bit]) + "\n";
+              cls->usage_task[p.on_bit].str() + " at " + site(cls->usage_site[p.on_bit]) + "\n";
       text += "  an interrupt taking this lock can arrive while it is held with the interrupt "
               "enabled: deadlock on one CPU";
       kreport(ReportKind::kIrqSafety, std::move(sig), std::move(text));
@@ -232,8 +245,23 @@ void mark_usage(LockClass* cls, const Task* t, bool trylock, const std::source_l
   }
 }
 
-void add_edge_slow(const Task* t, const HeldLock& held, LockClass* next,
-                   const std::source_location& w) {
+// (Source locations go by value: a reference would make the caller's copy addressable.)
+inline void mark_usage(LockClass* cls, const Task* t, bool trylock, std::source_location w) {
+  uint32_t bits = 0;
+  if (!trylock) {
+    if (t->hardirq > 0) bits |= kUsedInHardirq;
+    if (t->softirq_serving > 0) bits |= kUsedInSoftirq;
+  }
+  if (!t->irqs_off && t->hardirq == 0) {
+    bits |= kEnabledHardirq;
+    if (t->softirq == 0) bits |= kEnabledSoftirq;
+  }
+  const uint32_t old = cls->usage.load(std::memory_order_relaxed);
+  if ((old | bits) != old) mark_usage_slow(cls, t, bits, w);
+}
+
+[[gnu::noinline]] void add_edge_slow(const Task* t, const HeldLock& held, LockClass* next,
+                                     std::source_location w) {
   const uint32_t a = held.cls->id, b = next->id;
   std::lock_guard<std::mutex> g(graph_mutex);
   if (has_edge(a, b)) return;
@@ -263,7 +291,7 @@ void add_edge_slow(const Task* t, const HeldLock& held, LockClass* next,
   // Entries outlive lockdep_reset (their map nodes and vectors are reused); one is read
   // only while its edge exists, and an edge is re-learned here after every reset.
   EdgeInfo& e = (*edge_info)[{a, b}];
-  e.task = t->label();
+  e.task.set(t);
   e.held.assign(t->held, t->held + t->nr_held);
   e.next = next;
   e.where = w;
@@ -277,7 +305,7 @@ std::string edge_path_text(const std::vector<uint32_t>& path) {
     text += "  " + classes_by_id[path[i]]->name + " -> " + classes_by_id[path[i + 1]]->name;
     if (it != edge_info->end()) {
       const EdgeInfo& e = it->second;
-      text += " first seen in " + e.task + ":\n";
+      text += " first seen in " + e.task.str() + ":\n";
       for (size_t k = 0; k < e.held.size(); ++k) {
         const HeldLock& h = e.held[k];
         text += "    #" + std::to_string(k) + " " + h.cls->name + (h.read ? " (read)" : "") +
@@ -293,7 +321,7 @@ std::string edge_path_text(const std::vector<uint32_t>& path) {
 void init_once() {
   static std::once_flag once;
   std::call_once(once, [] {
-    classes_by_name = new std::unordered_map<std::string, std::unique_ptr<LockClass>>();
+    classes_by_name = new ClassMap();
     edge_info = new std::map<std::pair<uint32_t, uint32_t>, EdgeInfo>();
     reported = new std::set<std::string>();
   });
@@ -304,7 +332,7 @@ void init_once() {
 LockClass* lock_class(const char* name, bool sleeping) {
   init_once();
   std::lock_guard<std::mutex> g(class_mutex);
-  auto it = classes_by_name->find(name);
+  auto it = classes_by_name->find(std::string_view(name));
   if (it != classes_by_name->end()) return it->second.get();
   if (nr_classes >= kMaxLockClasses) {
     // Out of classes: share the last one (reported once; raise kMaxLockClasses).
@@ -340,17 +368,45 @@ void lockdep_reset() {
       redges[i][w].store(0, std::memory_order_relaxed);
     }
   nr_edges.store(0, std::memory_order_relaxed);
+  usage_union = 0;
   reported->clear();
   std::lock_guard<std::mutex> g2(class_mutex);
   for (uint32_t i = 0; i < nr_classes; ++i) classes_by_id[i]->usage.store(0);
 }
 
+namespace {
+
+// The reports of lock_acquire and lock_release, out of line (see mark_usage).
+[[gnu::noinline, gnu::cold]] void report_max_depth(const Task* t) {
+  kreport(ReportKind::kBug, "lockdep-max-depth",
+          t->label() + " holds more than " + std::to_string(kMaxHeldLocks) + " locks");
+}
+
+[[gnu::noinline, gnu::cold]] void report_recursive(const Task* t, const LockClass* cls,
+                                                   std::source_location where) {
+  std::string sig = "recursive-locking:" + cls->name;
+  std::lock_guard<std::mutex> g(graph_mutex);
+  if (first_report(sig)) {
+    kreport(ReportKind::kLockOrder, sig,
+            "WARNING: possible recursive locking detected: " + t->label() + " acquires " +
+                cls->name + " at " + site(where) + " already holding:\n" + held_locks_text(t));
+  }
+}
+
+[[gnu::noinline, gnu::cold]] void report_bad_unlock(const Task* t, const LockClass* cls,
+                                                    std::source_location where) {
+  kreport(ReportKind::kBadUnlock, "bad-unlock:" + cls->name,
+          "WARNING: bad unlock balance detected: " + t->label() + " releases " + cls->name +
+              " at " + site(where) + " but does not hold it");
+}
+
+}  // namespace
+
 void lock_acquire(LockClass* cls, const void* instance, bool trylock, bool read, int subclass,
                   std::source_location where) {
   Task* t = current();
   if (t->nr_held >= kMaxHeldLocks) {
-    kreport(ReportKind::kBug, "lockdep-max-depth",
-            t->label() + " holds more than " + std::to_string(kMaxHeldLocks) + " locks");
+    report_max_depth(t);
     return;
   }
   const unsigned ctx = irq_ctx_of(t);
@@ -364,14 +420,7 @@ void lock_acquire(LockClass* cls, const void* instance, bool trylock, bool read,
         if (h.cls == cls) {
           if (read && h.read) continue;
           if (subclass != h.subclass) continue;
-          std::string sig = "recursive-locking:" + cls->name;
-          std::lock_guard<std::mutex> g(graph_mutex);
-          if (first_report(sig)) {
-            kreport(ReportKind::kLockOrder, sig,
-                    "WARNING: possible recursive locking detected: " + t->label() +
-                        " acquires " + cls->name + " at " + site(where) + " already holding:\n" +
-                        held_locks_text(t));
-          }
+          report_recursive(t, cls, where);
           continue;
         }
         if (!has_edge(h.cls->id, cls->id)) add_edge_slow(t, h, cls, where);
@@ -397,9 +446,7 @@ void lock_release(LockClass* cls, const void* instance, std::source_location whe
       return;
     }
   }
-  kreport(ReportKind::kBadUnlock, "bad-unlock:" + cls->name,
-          "WARNING: bad unlock balance detected: " + t->label() + " releases " + cls->name +
-              " at " + site(where) + " but does not hold it");
+  report_bad_unlock(t, cls, where);
 }
 
 bool lock_is_held(const void* instance) {

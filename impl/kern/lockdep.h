@@ -51,7 +51,7 @@ struct LockClass {
   std::atomic<uint32_t> usage{0};     // LockUsage bits
   // Where each usage bit was first seen (for reports); written once under the graph mutex.
   std::source_location usage_site[4];
-  std::string usage_task[4];
+  TaskTag usage_task[4];
 };
 
 enum LockUsage : uint32_t {

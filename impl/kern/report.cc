@@ -52,6 +52,10 @@ ReportMode report_mode() { return sink_mode.load(std::memory_order_relaxed); }
 
 uint64_t report_count() { return total_reports.load(std::memory_order_relaxed); }
 
+void kreport(ReportKind kind, const char* signature, const char* text) {
+  kreport(kind, std::string(signature), std::string(text));
+}
+
 void kreport(ReportKind kind, std::string signature, std::string text) {
   total_reports.fetch_add(1, std::memory_order_relaxed);
   std::string full = text;

@@ -56,6 +56,9 @@ ReportMode report_mode();
 // Send a report. The text of the current task's context (held locks, preempt/irq state)
 // is appended. Safe in any context; never sleeps, never calls the scheduling seam.
 void kreport(ReportKind kind, std::string signature, std::string text);
+// The same for two literals, out of line: a hot function's rare report then builds no
+// std::string temporaries in its own frame (a sanitizer stack frame on every call).
+[[gnu::cold, gnu::noinline]] void kreport(ReportKind kind, const char* signature, const char* text);
 
 // Total number of reports since start (all modes).
 uint64_t report_count();

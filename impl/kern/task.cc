@@ -62,9 +62,12 @@ Task::Task(std::string n, int c, TaskKind k)
 
 Task::~Task() = default;
 
-std::string Task::label() const {
+static std::string format_label(uint32_t id, const std::string& name, int cpu) {
   return "T" + std::to_string(id) + "(" + name + "/cpu" + std::to_string(cpu) + ")";
 }
+
+std::string Task::label() const { return format_label(id, name, cpu); }
+std::string TaskTag::str() const { return format_label(id, name, cpu); }
 
 std::string Task::describe() const {
   std::string s = label() + " preempt=" + std::to_string(preempt_disable) +

@@ -97,8 +97,25 @@ struct Task {
 
   // "T3(kworker/0)" style name for reports.
   std::string label() const;
+
   // One line: context counts and held locks, for reports.
   std::string describe() const;
+};
+
+// A task's label kept as its parts, to render only when a report prints it: lockdep records
+// the task of every new edge and usage bit, and formatting the text each time was a large
+// part of its cost in a fresh fuzz world. `set` reuses the name's buffer.
+struct TaskTag {
+  uint32_t id = 0;
+  int cpu = 0;
+  std::string name;
+
+  void set(const Task* t) {
+    id = t->id;
+    cpu = t->cpu;
+    name.assign(t->name);
+  }
+  std::string str() const;  // as Task::label()
 };
 
 namespace detail {
