@@ -304,15 +304,14 @@ kern::workqueue_struct* kthrotld_workqueue() {
 // counters), a pending tg re-timed and its parent's timer forced.
 void tg_conf_updated(throtl_grp* tg) {
   // has_rules of tg's subtree (blkg_for_each_descendant_pre). Recomputing every tg of the
-  // queue in creation order (parents first: the reverse of q->blkg_list) gives the same
-  // result, since a tg outside the subtree computes what it already has. The vector is
-  // the model's bookkeeping, not a kernel allocation.
+  // queue in creation order (parents first: q->blkg_list walked back from its tail) gives
+  // the same result, since a tg outside the subtree computes what it already has.
   request_queue* q = tg->td->queue;
   q->blkcg_mutex.assert_held();
-  std::vector<blkcg_gq*> order;
-  for (blkcg_gq* g = q->blkg_list_first; g != nullptr; g = g->q_next) order.push_back(g);
-  for (auto it = order.rbegin(); it != order.rend(); ++it)
-    if (throtl_grp* t = blkg_to_tg(*it)) tg_update_has_rules(t);
+  blkcg_gq* last = q->blkg_list_first;
+  while (last != nullptr && last->q_next != nullptr) last = last->q_next;
+  for (blkcg_gq* g = last; g != nullptr; g = g->q_prev)
+    if (throtl_grp* t = blkg_to_tg(g)) tg_update_has_rules(t);
   throtl_start_new_slice(tg, 0, false);
   throtl_start_new_slice(tg, 1, false);
   if (tg->flags & THROTL_TG_PENDING) {

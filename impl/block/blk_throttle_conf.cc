@@ -2,6 +2,7 @@
 // io.max: blk-throttle's write and read (tg_set_limit, tg_print_limit), spec §5.2, on top
 // of the blkg_conf helpers (blkg_conf.h, which also describes the number parsing).
 #include <cerrno>
+#include <string_view>
 
 #include "impl/block/blk_throttle.h"
 #include "impl/block/blkg_conf.h"
@@ -41,12 +42,12 @@ long tg_set_limit(blkcg* b, const std::string& input) {
     if (pos >= s.size()) break;
     size_t end = pos;
     while (end < s.size() && !conf_is_space(s[end]) && end - pos < 26) ++end;
-    const std::string tok = s.substr(pos, end - pos);
+    const std::string_view tok = std::string_view(s).substr(pos, end - pos);
     pos = end;
     ret = -EINVAL;
     const size_t eq = tok.find('=');
-    if (eq == std::string::npos) break;
-    const std::string key = tok.substr(0, eq), val = tok.substr(eq + 1);
+    if (eq == std::string_view::npos) break;
+    const std::string_view key = tok.substr(0, eq), val = tok.substr(eq + 1);
     uint64_t x = THROTL_U64_MAX;
     size_t vp = 0;
     if (!conf_scan_u64(val, &vp, &x) && val != "max") break;

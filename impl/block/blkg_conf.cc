@@ -12,7 +12,7 @@ bool conf_is_space(char c) {
 }
 
 // "%llu" at s[*pos]: true and the value on success, *pos past the digits.
-bool conf_scan_u64(const std::string& s, size_t* pos, uint64_t* v) {
+bool conf_scan_u64(std::string_view s, size_t* pos, uint64_t* v) {
   size_t i = *pos;
   while (i < s.size() && conf_is_space(s[i])) ++i;
   if (i >= s.size() || !(s[i] >= '0' && s[i] <= '9')) return false;

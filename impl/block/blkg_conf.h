@@ -14,6 +14,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "impl/block/blkcg_policy.h"
 #include "impl/block/blkg.h"
@@ -22,7 +23,7 @@ namespace blk {
 
 bool conf_is_space(char c);
 // "%llu" at s[*pos]: true and the value, *pos past the digits.
-bool conf_scan_u64(const std::string& s, size_t* pos, uint64_t* v);
+bool conf_scan_u64(std::string_view s, size_t* pos, uint64_t* v);
 
 struct blkg_conf_ctx {
   std::string input;

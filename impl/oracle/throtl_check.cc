@@ -26,9 +26,24 @@ std::string name_of(const throtl_service_queue* sq) {
   return "tg(blkcg " + std::to_string(reinterpret_cast<uintptr_t>(blkg->blkcg) & 0xffff) + ")";
 }
 
+// Which list a finding is about, rendered only for a finding: these checks run after every
+// operation, and building the names eagerly was most of their cost.
+struct Where {
+  const throtl_service_queue* sq;
+  int rw = -1;                 // -1: the queue itself
+  const char* list = nullptr;  // "iops" / "bps"
+  std::string str() const {
+    std::string s = name_of(sq);
+    if (rw >= 0) s += rw ? " write" : " read";
+    if (list) s += std::string(" ") + list;
+    return s;
+  }
+};
+std::string operator+(const Where& w, const char* what) { return w.str() + what; }
+
 // Walks one bio list: counts, flags, FIFO along the list when `fifo`.
 std::string walk_list(const blk::bio_list& l, int rw, bool iops_list, bool fifo,
-                      std::set<const bio*>* seen, unsigned* count, const std::string& where) {
+                      std::set<const bio*>* seen, unsigned* count, const Where& where) {
   uint64_t last_seq = 0;
   const bio* prev = nullptr;
   for (const bio* b = l.head; b != nullptr; prev = b, b = b->bi_next) {
@@ -53,7 +68,7 @@ std::string walk_list(const blk::bio_list& l, int rw, bool iops_list, bool fifo,
 // tg_flush_bios is about (an offline group's bios waited for the parent's stale timer).
 // Only meaningful between operations: a timer function that dropped td->lock mid-way
 // (the "let others in" loop) may be looked at with the rule broken for a moment.
-std::string check_timer(throtl_service_queue* sq, const std::string& me) {
+std::string check_timer(throtl_service_queue* sq, const Where& me) {
   if (sq->nr_pending == 0) return "";
   const uint64_t first =
       kern::list_entry<throtl_grp, &throtl_grp::pending_node>(sq->pending.next)->disptime;
@@ -69,7 +84,7 @@ std::string check_timer(throtl_service_queue* sq, const std::string& me) {
 }
 
 std::string check_sq(throtl_service_queue* sq, std::set<const bio*>* seen, bool timing) {
-  const std::string me = name_of(sq);
+  const Where me{sq};
   for (int rw = 0; rw < 2; ++rw) {
     unsigned bps = 0, iops = 0;
     for (kern::list_head* n = sq->queued[rw].next; n != &sq->queued[rw]; n = n->next) {
@@ -79,9 +94,8 @@ std::string check_sq(throtl_service_queue* sq, std::set<const bio*>* seen, bool 
       const bool own = sq->owner_tg && qn == &sq->owner_tg->qnode_on_self[rw];
       const bool child = qn == &qn->tg->qnode_on_parent[rw] && qn->tg->service_queue.parent_sq == sq;
       if (!own && !child) return me + ": a qnode that does not belong to this queue";
-      const std::string where = me + (rw ? " write" : " read");
-      std::string r = walk_list(qn->bios_iops, rw, true, own, seen, &iops, where + " iops");
-      if (r.empty()) r = walk_list(qn->bios_bps, rw, false, own, seen, &bps, where + " bps");
+      std::string r = walk_list(qn->bios_iops, rw, true, own, seen, &iops, Where{sq, rw, "iops"});
+      if (r.empty()) r = walk_list(qn->bios_bps, rw, false, own, seen, &bps, Where{sq, rw, "bps"});
       if (!r.empty()) return r;
     }
     if (bps != sq->nr_queued_bps[rw] || iops != sq->nr_queued_iops[rw])
