@@ -22,6 +22,7 @@
 #include "impl/kern/timer.h"
 #include "impl/kern/workqueue.h"
 #include "impl/oracle/model.h"
+#include "impl/oracle/ref_check.h"
 #include "impl/oracle/throtl_check.h"
 #include "impl/scenario/schedule.h"
 #include "impl/scenario/text.h"
@@ -928,6 +929,15 @@ void World::Impl::quiesce() {
     if (s->submitted && !s->chained && !s->done)
       violation("bio-never-completed", "b" + std::to_string(bh) + " was submitted and never completed");
   h.flush_frees();
+  // 2b. Reference counts: with no bio and no pending free left, each is what the object
+  // graph says (oracle/ref_check.h).
+  {
+    std::vector<blk::gendisk*> qs;
+    for (auto& [dh, d] : disks)
+      if (d.disk && d.state != 3) qs.push_back(d.disk);
+    const std::string bad = oracle::check_refcounts(h, qs, model.live_paths());
+    if (!bad.empty()) violation("refcount-at-quiesce", bad);
+  }
   // 3. Stats conservation: every live cgroup's io.stat against the model (the blkgs of
   // removed cgroups are released by now, so their counts are in their parents).
   // (v1 has no io.stat; its throttle counts bytes in io_service_bytes instead.)
