@@ -137,6 +137,10 @@ struct Decoder {
       if (!name_ok(file) || file.find('/') != std::string::npos) valid = false;
     }
     *out = join_file(dir, file);
+    // The joined path obeys the text form's rule too: a literal directory ending in '/'
+    // would make "/a//cgroup.procs", which the text parser rejects, and the decoded text
+    // of the input would not replay (found by AFL++ in fuzz_ops).
+    if (!name_ok(*out)) valid = false;
     return true;
   }
   // A reference to a bound handle (index), or a literal handle number.
