@@ -241,6 +241,7 @@ struct Decoder {
         }
         const std::string name = "c" + std::to_string(nb % 8);
         op.path = parent == "/" ? "/" + name : parent + "/" + name;
+        if (!name_ok(op.path)) valid = false;  // a bound "/p/" would make "/p//c3"
         return true;
       }
       case OpKind::kRmdir:

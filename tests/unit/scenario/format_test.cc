@@ -127,6 +127,25 @@ TEST(ScenarioFormat, BinaryFilePathObeysTextRule) {
   EXPECT_TRUE(parse_text(to_text(back), "decoded", &parsed, &err)) << err.str();
 }
 
+// The same for a child cgroup joined to a bound path that ends in '/' (found by
+// fuzz_scenario's binary mode).
+TEST(ScenarioFormat, BinaryChildPathObeysTextRule) {
+  Scenario s;
+  Op parent;
+  parent.kind = OpKind::kMkdir;
+  parent.path = "/pp/";
+  Op child = parent;
+  child.path = "/pp//c3";
+  s.ops = {parent, child};
+  const std::vector<uint8_t> bin = encode_binary(s);
+  const Scenario back = decode_binary(bin.data(), bin.size());
+  ASSERT_EQ(back.ops.size(), 1u) << to_text(back);
+  EXPECT_EQ(back.ops[0], parent);
+  Scenario parsed;
+  ParseError err;
+  EXPECT_TRUE(parse_text(to_text(back), "decoded", &parsed, &err)) << err.str();
+}
+
 // Arbitrary bytes: never a crash; the decoded scenario prints, parses back, and encodes
 // to bytes that decode to it again.
 TEST(ScenarioFormat, RandomBytesDecodeAndRoundTrip) {
