@@ -24,6 +24,7 @@ struct Names {
     uint64_t major, minor;
   };
   std::vector<Disk> disks;
+  std::vector<int> disk_hs;  // the handles of `disks`, in order (references pick from it)
   std::vector<int> bios;
 
   void bind_path(const std::string& p) {
@@ -37,12 +38,9 @@ struct Names {
         return;
       }
     disks.push_back({h, major, minor});
+    disk_hs.push_back(h);
   }
-  std::vector<int> disk_handles() const {
-    std::vector<int> hs;
-    for (const auto& d : disks) hs.push_back(d.handle);
-    return hs;
-  }
+  const std::vector<int>& disk_handles() const { return disk_hs; }
   void bind_bio(int h) {
     if (std::find(bios.begin(), bios.end(), h) == bios.end()) bios.push_back(h);
   }
@@ -183,7 +181,7 @@ struct Decoder {
       case 1: {  // io.max: "MAJ:MIN" + up to 4 key=value tokens
         int d = 0;
         uint8_t ntok;
-        const std::vector<int> hs = names.disk_handles();
+        const std::vector<int>& hs = names.disk_handles();
         uint8_t db;
         if (!r.byte(&db) || !r.byte(&ntok)) return false;
         if (!hs.empty()) d = hs[db % hs.size()];
@@ -213,7 +211,7 @@ struct Decoder {
         uint8_t db;
         uint64_t v;
         if (!r.byte(&db) || !r.varint(&v)) return false;
-        const std::vector<int> hs = names.disk_handles();
+        const std::vector<int>& hs = names.disk_handles();
         *out = dev_of(hs.empty() ? 0 : hs[db % hs.size()]) + " " + std::to_string(v) + "\n";
         return true;
       }
@@ -502,7 +500,15 @@ const std::vector<const char*>& binary_file_table() {
 
 Scenario decode_binary(const uint8_t* data, size_t size) {
   Scenario s;
-  if (size == 0 || data[0] != kBinaryVersion) return s;
+  decode_binary(data, size, &s);
+  return s;
+}
+
+void decode_binary(const uint8_t* data, size_t size, Scenario* out) {
+  out->ops.clear();  // keeps the capacity: a fuzzer decodes into the same one every run
+  out->sched = Schedule{};
+  Scenario& s = *out;
+  if (size == 0 || data[0] != kBinaryVersion) return;
   Decoder d{Reader{data, size, 1}, Names{}};
   bool last_valid = false;
   int task = 0;
@@ -532,15 +538,15 @@ Scenario decode_binary(const uint8_t* data, size_t size) {
           sc.depth = 1;
           break;
         case 1:
-          if (!d.r.varint(&v) || !d.r.byte(&b)) return s;
+          if (!d.r.varint(&v) || !d.r.byte(&b)) return;
           sc = {Schedule::kPct, v, 1 + b % kMaxPctDepth, {}};
           break;
         case 2:
-          if (!d.r.varint(&v)) return s;
+          if (!d.r.varint(&v)) return;
           sc = {Schedule::kWalk, v, 1, {}};
           break;
         default:
-          if (!d.r.byte(&b) || !d.r.varint(&v) || !d.r.varint(&w) || !d.r.byte(&b2)) return s;
+          if (!d.r.byte(&b) || !d.r.varint(&v) || !d.r.varint(&w) || !d.r.byte(&b2)) return;
           if (sc.kind == Schedule::kNone) sc.kind = Schedule::kList;
           if (sc.kind == Schedule::kList && v <= 1000000 && w < 1000000)
             sc.preempts.push_back({b % (kMaxTask + 1), static_cast<int>(v), static_cast<int>(w) + 1,
@@ -571,7 +577,7 @@ Scenario decode_binary(const uint8_t* data, size_t size) {
     d.names.after(op);
     s.ops.push_back(std::move(op));
   }
-  return s;
+  return;
 }
 
 std::vector<uint8_t> encode_binary(const Scenario& s) {

@@ -21,6 +21,8 @@ namespace scenario {
 inline constexpr uint8_t kBinaryVersion = 1;
 
 Scenario decode_binary(const uint8_t* data, size_t size);
+// The same into *out, reusing its storage (a fuzz target decodes every input into one).
+void decode_binary(const uint8_t* data, size_t size, Scenario* out);
 std::vector<uint8_t> encode_binary(const Scenario& s);
 
 // The file names a binary write/read can pick by index (then "literal" for others).
