@@ -34,7 +34,7 @@ struct IomaxWorld {
   blk::cgroup_hierarchy h;
   blk::gendisk* disk;
   blk::cgroup* a = nullptr;
-  bool limits_set = true;  // whether an input may have left limits behind (so: clear)
+  bool limits_set = false;  // whether an input may have left limits behind (so: clear)
   explicit IomaxWorld(bool dfl) : h(dfl) {
     disk = blk::alloc_disk(8, 16, 1);
     blk::add_disk(disk);
