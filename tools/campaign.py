@@ -319,6 +319,9 @@ class Campaign:
             repro += ["", "Readable, minimized:", "",
                       f"    tools/blkcg-torture replay {cdir}/minimized.scn", "",
                       *["    " + l for l in (cdir / "minimized.scn").read_text().splitlines()]]
+        if "does not reproduce" in wrote.get("minimize_message", ""):
+            repro += ["", "WARNING: " + wrote["minimize_message"] + " (a decoder or minimizer bug:"
+                      " report it with input.bin)."]
         (cdir / "README.md").write_text("\n".join(repro) + "\n")
         crashes[sid] = info
         self.state["triaged"][h] = entry

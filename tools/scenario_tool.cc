@@ -362,15 +362,31 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   }
   shrink_preempts();
   const std::string t = scenario::to_text(s);
-  std::fprintf(stderr, "minimized to %zu ops, %zu preemption(s) in %.1f s; signature: %s\n",
-               s.ops.size(), s.sched.preempts.size(), elapsed(), sig.c_str());
+  // The text is the reproducer a person reads and replays: it must parse back to what was
+  // minimized and crash the same way. A decoder that builds what the text form rejects
+  // broke this once (a binary file path "/a//cgroup.procs"); then the text is still
+  // written, marked, and the exit status says the minimization failed.
+  Scenario back;
+  scenario::ParseError perr;
+  std::string broken;
+  if (!scenario::parse_text(t, "minimized", &back, &perr)) broken = "it does not parse: " + perr.str();
+  else if (!(back == s)) broken = "it parses to a different scenario";
+  else if (signature_of(back) != sig) broken = "it does not crash with the same signature";
+  if (broken.empty())
+    std::fprintf(stderr, "minimized to %zu ops, %zu preemption(s) in %.1f s; signature: %s\n",
+                 s.ops.size(), s.sched.preempts.size(), elapsed(), sig.c_str());
+  else
+    std::fprintf(stderr, "minimize: the minimized text does not reproduce (%s); keep the binary input\n",
+                 broken.c_str());
   if (out.empty()) {
     std::fputs(t.c_str(), stdout);
   } else {
     std::ofstream o(out, std::ios::binary);
-    o << "# minimized from " << file << "\n# signature: " << sig << "\n" << t;
+    o << "# minimized from " << file << "\n# signature: " << sig << "\n";
+    if (!broken.empty()) o << "# WARNING: this text does not reproduce: " << broken << "\n";
+    o << t;
   }
-  return 0;
+  return broken.empty() ? 0 : 3;
 }
 
 uint64_t fnv1a(const std::string& s) {
