@@ -226,6 +226,40 @@ def reached_file(out: Path, tag: str) -> Path:
     return p
 
 
+def regress_input(scratch: Path, test: str) -> Path | None:
+    """The input replayed by a fuzz-regress CTest (CMakeLists.txt names them
+    fuzz-regress.scenario.<file stem> and fuzz-regress.<target>.<file>), or None."""
+    m = re.fullmatch(r"fuzz-regress\.(scenario|fuzz_\w+)\.(.+)", test)
+    if not m:
+        return None
+    kind, base = m.groups()
+    if kind == "scenario":
+        cands = [scratch / "corpus" / d / f"{base}.scn" for d in ("regressions", "scenarios")]
+    else:
+        cands = [scratch / "corpus" / d / base for d in (kind, f"regressions/{kind}")]
+    return next((c for c in cands if c.is_file()), None)
+
+
+def scenario_size(scratch: Path, path: Path) -> tuple[int | None, int | None]:
+    """(operations, preemptions) of a scenario file, text or binary (decoded by the scratch
+    tree's scenario tool); (None, None) if it cannot be decoded."""
+    data = path.read_bytes()
+    if data[:1] == b"\x01":  # the binary form's version byte (impl/scenario/binary.h)
+        tool = scratch / "build/asan-ubsan/tools/scenario_tool"
+        r = subprocess.run([str(tool), "decode", str(path)], capture_output=True, text=True,
+                           errors="replace")
+        if r.returncode != 0:
+            return None, None
+        text = r.stdout
+    else:
+        text = data.decode(errors="replace")
+    lines = [l.split("#", 1)[0].strip() for l in text.splitlines()]
+    lines = [l for l in lines if l]
+    preempts = sum(1 for l in lines if l.startswith("preempt"))
+    ops = sum(1 for l in lines if not l.startswith(("preempt", "schedule")))
+    return ops, preempts
+
+
 def run_ctest(scratch: Path, det: dict, out: Path, cap: float, jobs: int) -> DetectorRun:
     name = det["name"]
     reached = reached_file(out, name)
@@ -247,6 +281,11 @@ def run_ctest(scratch: Path, det: dict, out: Path, cap: float, jobs: int) -> Det
         run.detected = True
         run.finding = failed[0][0]
         run.reproducer = f"ctest --preset {det['preset']} -R '^{re.escape(failed[0][0])}$' --output-on-failure"
+        # A failing replay test names its scenario: that file is the reproducer, with its size.
+        scn = regress_input(scratch, failed[0][0])
+        if scn is not None:
+            run.reproducer = str(scn.relative_to(scratch))
+            run.repro_ops, run.repro_preempts = scenario_size(scratch, scn)
     elif res.returncode not in (0, None) and not res.timed_out:
         run.detected = True
         run.finding = "ctest failed (no failing test named; see log)"

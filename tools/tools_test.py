@@ -114,6 +114,24 @@ class CheckTest(unittest.TestCase):
         self.assertIn("DOES NOT APPLY", r.stdout)
 
 
+class ReproTest(unittest.TestCase):
+    """A failing replay test names its scenario; its size is counted without comments."""
+
+    def test_regress_input_and_size(self):
+        d = Path(tempfile.mkdtemp())
+        (d / "corpus/regressions/fuzz_sched").mkdir(parents=True)
+        scn = d / "corpus/regressions/x-y.scn"
+        scn.write_text("# a comment\nmkdir /a\n\nT1: rmdir /a  # trailing\n"
+                       "schedule list\npreempt T1 op 2 seam 1 -> T0\n")
+        (d / "corpus/regressions/fuzz_sched/abc").write_bytes(b"\x01\x00")
+        self.assertEqual(bugbench.regress_input(d, "fuzz-regress.scenario.x-y"), scn)
+        self.assertEqual(bugbench.regress_input(d, "fuzz-regress.fuzz_sched.abc"),
+                         d / "corpus/regressions/fuzz_sched/abc")
+        self.assertIsNone(bugbench.regress_input(d, "fuzz-regress.scenario.missing"))
+        self.assertIsNone(bugbench.regress_input(d, "StatTest.Something"))
+        self.assertEqual(bugbench.scenario_size(d, scn), (2, 1))
+
+
 class StreamTest(unittest.TestCase):
     def test_first_marker_and_stop(self):
         log = Path(tempfile.mkdtemp()) / "log"
