@@ -260,7 +260,8 @@ def scenario_size(scratch: Path, path: Path) -> tuple[int | None, int | None]:
     return ops, preempts
 
 
-def run_ctest(scratch: Path, det: dict, out: Path, cap: float, jobs: int) -> DetectorRun:
+def run_ctest(scratch: Path, det: dict, out: Path, cap: float, jobs: int,
+              minimize_time: float = 0) -> DetectorRun:
     name = det["name"]
     reached = reached_file(out, name)
     env = dict(os.environ, BLKCG_BUGBENCH_REACHED=str(reached))
@@ -286,6 +287,15 @@ def run_ctest(scratch: Path, det: dict, out: Path, cap: float, jobs: int) -> Det
         if scn is not None:
             run.reproducer = str(scn.relative_to(scratch))
             run.repro_ops, run.repro_preempts = scenario_size(scratch, scn)
+            # The failing replay was minimized for some other bug (or is a seed): shrink it
+            # for this one, on the patched build, keeping its signature.
+            tool = scratch / "build/asan-ubsan/tools/scenario_tool"
+            mini = out / f"{name}-repro.scn"
+            if minimize_time > 0 and tool.exists():
+                m = btlib.minimize(tool, scn, mini, minimize_time, cwd=scratch)
+                if m.ops is not None and mini.exists():
+                    run.reproducer = str(mini)
+                    run.repro_ops, run.repro_preempts, run.signature = m.ops, m.preempts, m.signature
     elif res.returncode not in (0, None) and not res.timed_out:
         run.detected = True
         run.finding = "ctest failed (no failing test named; see log)"
@@ -438,7 +448,8 @@ def bench_one(bug: Bug, scratch: Scratch, dets: list, args, out: Path, built: di
                     if err:
                         run = DetectorRun(detector=name, error=err)
                     elif det["kind"] == "ctest":
-                        run = run_ctest(scratch.path, det, tdir, args.test_cap, args.jobs)
+                        run = run_ctest(scratch.path, det, tdir, args.test_cap, args.jobs,
+                                        args.minimize_time)
                     elif det["kind"] == "fuzz":
                         run = run_fuzz(scratch.path, det, tdir, args.budget, seed, args.minimize_time,
                                        args.clean_tool)
