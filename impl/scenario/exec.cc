@@ -139,7 +139,7 @@ struct World::Impl {
   ExecStats stats;
   int index = 0;  // of the op being run (for messages)
 
-  void violation(const char* sig, const std::string& what) {
+  void violation(const std::string& sig, const std::string& what) {
     kern::kreport(kern::ReportKind::kOracle, sig, "op " + std::to_string(index) + ": " + what);
   }
 
@@ -434,8 +434,13 @@ OpResult World::exec(const Op& op, int index) {
       }
       default: break;
     }
+    // The signature names the operation, its path and the kind of result: a minimizer
+    // keeping "the same crash" must keep this expectation failing this way, not any other
+    // (with a bare "expect", removing a mkdir made a later read fail with ENOENT instead).
     if (!ok)
-      p_->violation("expect", op_to_text(op) + ": got " + r.str() + ", expected " + want);
+      p_->violation("expect:" + std::string(op_name(op.kind)) + (op.path.empty() ? "" : " " + op.path) +
+                        (r.is_text ? " got text" : " got " + OpResult{false, r.value, ""}.str()),
+                    op_to_text(op) + ": got " + r.str() + ", expected " + want);
   }
   p_->after_op();
   return r;

@@ -13,7 +13,8 @@
 // (deep, in ~World or quiesce()): every disk deleted (throttled bios fail with EIO) and
 // drained, every bio completed, io.stat of every cgroup against the model, then everything
 // released and removed: no leaked object, no pending timer or work. A violation is a
-// kOracle report (signature "expect", "model:<op>", ...) through the report sink: a crash
+// kOracle report (signature "expect:<op> <path> got <result kind>", "model:<op>", ...)
+// through the report sink: a crash
 // when fuzzing, a recorded report in tests.
 //
 // Bounds, so that no input runs away: advance and wait move at most 1,000,000 jiffies per
