@@ -434,13 +434,23 @@ OpResult World::exec(const Op& op, int index) {
       }
       default: break;
     }
-    // The signature names the operation, its path and the kind of result: a minimizer
-    // keeping "the same crash" must keep this expectation failing this way, not any other
-    // (with a bare "expect", removing a mkdir made a later read fail with ENOENT instead).
-    if (!ok)
+    // The signature names the operation, its path and what it got (a text by its FNV-1a
+    // hash): a minimizer keeping "the same crash" must keep this expectation failing the
+    // same way, not any other (with a bare "expect", removing a mkdir made a later read
+    // fail with ENOENT instead, and removing the IO made an io.stat read come out empty).
+    if (!ok) {
+      char got[32];
+      if (r.is_text) {
+        uint32_t h = 2166136261u;
+        for (unsigned char c : r.text) h = (h ^ c) * 16777619u;
+        std::snprintf(got, sizeof got, "text#%08x", h);
+      } else {
+        std::snprintf(got, sizeof got, "%s", OpResult{false, r.value, ""}.str().c_str());
+      }
       p_->violation("expect:" + std::string(op_name(op.kind)) + (op.path.empty() ? "" : " " + op.path) +
-                        (r.is_text ? " got text" : " got " + OpResult{false, r.value, ""}.str()),
+                        " got " + got,
                     op_to_text(op) + ": got " + r.str() + ", expected " + want);
+    }
   }
   p_->after_op();
   return r;

@@ -13,7 +13,7 @@
 // (deep, in ~World or quiesce()): every disk deleted (throttled bios fail with EIO) and
 // drained, every bio completed, io.stat of every cgroup against the model, then everything
 // released and removed: no leaked object, no pending timer or work. A violation is a
-// kOracle report (signature "expect:<op> <path> got <result kind>", "model:<op>", ...)
+// kOracle report (signature "expect:<op> <path> got <result>", "model:<op>", ...)
 // through the report sink: a crash
 // when fuzzing, a recorded report in tests.
 //
