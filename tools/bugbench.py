@@ -261,7 +261,7 @@ def scenario_size(scratch: Path, path: Path) -> tuple[int | None, int | None]:
 
 
 def run_ctest(scratch: Path, det: dict, out: Path, cap: float, jobs: int,
-              minimize_time: float = 0) -> DetectorRun:
+              minimize_time: float = 0, clean_tool: Path | None = None) -> DetectorRun:
     name = det["name"]
     reached = reached_file(out, name)
     env = dict(os.environ, BLKCG_BUGBENCH_REACHED=str(reached))
@@ -293,7 +293,12 @@ def run_ctest(scratch: Path, det: dict, out: Path, cap: float, jobs: int,
             mini = out / f"{name}-repro.scn"
             if minimize_time > 0 and tool.exists():
                 m = btlib.minimize(tool, scn, mini, minimize_time, cwd=scratch)
-                if m.ops is not None and mini.exists():
+                # Kept only if it passes without the patch: an expectation written for the
+                # whole scenario can fail the same way once operations are gone, bug or not.
+                faithful = clean_tool is None or subprocess.run(
+                    [str(clean_tool), "run", str(mini)], capture_output=True, timeout=600,
+                    env=dict(os.environ, ASAN_OPTIONS="abort_on_error=1:detect_leaks=1")).returncode == 0
+                if m.ops is not None and mini.exists() and faithful:
                     run.reproducer = str(mini)
                     run.repro_ops, run.repro_preempts, run.signature = m.ops, m.preempts, m.signature
     elif res.returncode not in (0, None) and not res.timed_out:
@@ -449,7 +454,7 @@ def bench_one(bug: Bug, scratch: Scratch, dets: list, args, out: Path, built: di
                         run = DetectorRun(detector=name, error=err)
                     elif det["kind"] == "ctest":
                         run = run_ctest(scratch.path, det, tdir, args.test_cap, args.jobs,
-                                        args.minimize_time)
+                                        args.minimize_time, args.clean_tool)
                     elif det["kind"] == "fuzz":
                         run = run_fuzz(scratch.path, det, tdir, args.budget, seed, args.minimize_time,
                                        args.clean_tool)
@@ -533,9 +538,10 @@ def cmd_run(args) -> int:
     scratch.path.mkdir(parents=True, exist_ok=True)
     scratch.sync()
     # The unpatched tree's scenario tool, to tell a fuzzer's finding of the bug from one of
-    # main's own bugs met on the way (built once per run, from the same snapshot).
+    # main's own bugs met on the way, and a faithful minimized replay from one that fails
+    # without the patch too (built once per run, from the same snapshot).
     args.clean_tool = None
-    if any(DETECTORS[d]["kind"] == "fuzz" for d in dets):
+    if any(DETECTORS[d]["kind"] == "fuzz" for d in dets) or "regress" in dets:
         clean = Scratch(ROOT / "build/bugbench/clean", scratch.snapshot)
         clean.path.mkdir(parents=True, exist_ok=True)
         clean.sync()
