@@ -260,6 +260,15 @@ def scenario_size(scratch: Path, path: Path) -> tuple[int | None, int | None]:
     return ops, preempts
 
 
+def fails_on_clean(clean_tool: Path, scn: Path) -> bool:
+    """Whether a scenario also fails on the unpatched tree (its scenario tool), with the
+    flags BLKCG_BUSTED plants in the fuzzers planted there too."""
+    planted = [f"--busted={f}" for f in os.environ.get("BLKCG_BUSTED", "").split(",") if f]
+    r = subprocess.run([str(clean_tool), "run", *planted, str(scn)], capture_output=True,
+                       timeout=600, env=dict(os.environ, ASAN_OPTIONS="abort_on_error=1:detect_leaks=1"))
+    return r.returncode != 0
+
+
 def run_ctest(scratch: Path, det: dict, out: Path, cap: float, jobs: int,
               minimize_time: float = 0, clean_tool: Path | None = None) -> DetectorRun:
     name = det["name"]
@@ -295,9 +304,7 @@ def run_ctest(scratch: Path, det: dict, out: Path, cap: float, jobs: int,
                 m = btlib.minimize(tool, scn, mini, minimize_time, cwd=scratch)
                 # Kept only if it passes without the patch: an expectation written for the
                 # whole scenario can fail the same way once operations are gone, bug or not.
-                faithful = clean_tool is None or subprocess.run(
-                    [str(clean_tool), "run", str(mini)], capture_output=True, timeout=600,
-                    env=dict(os.environ, ASAN_OPTIONS="abort_on_error=1:detect_leaks=1")).returncode == 0
+                faithful = clean_tool is None or not fails_on_clean(clean_tool, mini)
                 if m.ops is not None and mini.exists() and faithful:
                     run.reproducer = str(mini)
                     run.repro_ops, run.repro_preempts, run.signature = m.ops, m.preempts, m.signature
@@ -340,11 +347,7 @@ def run_fuzz(scratch: Path, det: dict, out: Path, budget: float, seed: int,
     # Not this bug's detection if it also crashes the unpatched tree (a bug of main the
     # fuzzer happened to meet): replayed with the clean tree's scenario tool.
     if clean_tool is not None:
-        planted = [f"--busted={f}" for f in os.environ.get("BLKCG_BUSTED", "").split(",") if f]
-        r = subprocess.run([str(clean_tool), "run", *planted, run.reproducer], capture_output=True,
-                           text=True, errors="replace", timeout=600,
-                           env=dict(os.environ, ASAN_OPTIONS="abort_on_error=1:detect_leaks=1"))
-        if r.returncode != 0:
+        if fails_on_clean(clean_tool, Path(run.reproducer)):
             run.detected = False
             run.unrelated = (f"reproduces without the patch: {run.finding} "
                              f"(kept: {run.reproducer})")

@@ -389,12 +389,6 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   return broken.empty() ? 0 : 3;
 }
 
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
 int usage() {
   std::fprintf(stderr,
                "usage: scenario_tool run [--busted=FLAG] [--twice] FILE... | decode FILE | encode FILE "
@@ -447,7 +441,7 @@ int main(int argc, char** argv) {
   if (cmd == "hash") {
     std::string bytes;
     if (!read_file(args[0], &bytes)) return 2;
-    std::printf("%016llx\n", static_cast<unsigned long long>(fnv1a(bytes)));
+    std::printf("%016llx\n", static_cast<unsigned long long>(scenario::fnv1a(bytes)));
     return 0;
   }
   return usage();

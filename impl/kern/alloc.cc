@@ -24,6 +24,7 @@
 #include "impl/kern/lockdep.h"
 #include "impl/kern/report.h"
 #include "impl/kern/sched.h"
+#include "impl/kern/string_hash.h"
 #include "impl/kern/task.h"
 
 namespace kern {
@@ -49,10 +50,6 @@ class SCOPED_CAPABILITY AllocGuard {
   AllocMutex& m_;
 };
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
 using StatsMap = std::unordered_map<std::string, AllocStats, StringHash, std::equal_to<>>;
 
 struct Live {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "impl/kern/report.h"
+#include "impl/kern/string_hash.h"
 
 namespace kern {
 namespace {
@@ -30,11 +31,7 @@ constexpr uint32_t kWords = kMaxLockClasses / 64;
 std::mutex class_mutex;
 // Looked up by string_view: interning an existing name (every lock init) must not build a
 // std::string.
-struct NameHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-using ClassMap = std::unordered_map<std::string, std::unique_ptr<LockClass>, NameHash, std::equal_to<>>;
+using ClassMap = std::unordered_map<std::string, std::unique_ptr<LockClass>, StringHash, std::equal_to<>>;
 ClassMap* classes_by_name = nullptr;
 std::array<LockClass*, kMaxLockClasses> classes_by_id{};
 uint32_t nr_classes = 0;

@@ -19,26 +19,24 @@ constexpr size_t kMaxString = 4096;
 // keep it identically, so indices agree.
 struct Names {
   std::vector<std::string> paths{"/"};
-  struct Disk {
-    int handle;
+  struct Dev {
     uint64_t major, minor;
   };
-  std::vector<Disk> disks;
-  std::vector<int> disk_hs;  // the handles of `disks`, in order (references pick from it)
+  std::vector<int> disk_hs;   // bound disk handles, in order (references pick from it)
+  std::vector<Dev> disk_devs; // disk_devs[i]: the numbers of disk_hs[i]
   std::vector<int> bios;
 
   void bind_path(const std::string& p) {
     if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
   }
   void bind_disk(int h, uint64_t major, uint64_t minor) {
-    for (auto& d : disks)
-      if (d.handle == h) {
-        d.major = major;
-        d.minor = minor;
+    for (size_t i = 0; i < disk_hs.size(); ++i)
+      if (disk_hs[i] == h) {
+        disk_devs[i] = {major, minor};
         return;
       }
-    disks.push_back({h, major, minor});
     disk_hs.push_back(h);
+    disk_devs.push_back({major, minor});
   }
   const std::vector<int>& disk_handles() const { return disk_hs; }
   void bind_bio(int h) {
@@ -134,12 +132,15 @@ struct Decoder {
       if (!r.string(&file)) return false;
       if (!name_ok(file) || file.find('/') != std::string::npos) valid = false;
     }
-    *out = join_file(dir, file);
-    // The joined path obeys the text form's rule too: a literal directory ending in '/'
-    // would make "/a//cgroup.procs", which the text parser rejects, and the decoded text
-    // of the input would not replay (found by AFL++ in fuzz_ops).
-    if (!name_ok(*out)) valid = false;
+    join(dir, file, out);
     return true;
+  }
+  // dir + "/" + leaf, which must obey the text form's rule too: a literal directory ending
+  // in '/' would make "/a//cgroup.procs" or "/a//c3", which the text parser rejects, and the
+  // decoded text of the input would not replay (found by AFL++ and fuzz_scenario).
+  void join(const std::string& dir, const std::string& leaf, std::string* out) {
+    *out = join_file(dir, leaf);
+    if (!name_ok(*out)) valid = false;
   }
   // A reference to a bound handle (index), or a literal handle number.
   bool ref(const std::vector<int>& bound, int* h) {
@@ -168,8 +169,9 @@ struct Decoder {
     return true;
   }
   std::string dev_of(int h) {
-    for (const auto& d : names.disks)
-      if (d.handle == h) return std::to_string(d.major) + ":" + std::to_string(d.minor);
+    for (size_t i = 0; i < names.disk_hs.size(); ++i)
+      if (names.disk_hs[i] == h)
+        return std::to_string(names.disk_devs[i].major) + ":" + std::to_string(names.disk_devs[i].minor);
     return "8:0";
   }
   // The data of a write: raw, or built from typed fields.
@@ -237,9 +239,7 @@ struct Decoder {
           if (!name_ok(op.path) || op.path[0] != '/') valid = false;
           return true;
         }
-        const std::string name = "c" + std::to_string(nb % 8);
-        op.path = parent == "/" ? "/" + name : parent + "/" + name;
-        if (!name_ok(op.path)) valid = false;  // a bound "/p/" would make "/p//c3"
+        join(parent, "c" + std::to_string(nb % 8), &op.path);
         return true;
       }
       case OpKind::kRmdir:

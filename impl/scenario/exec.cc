@@ -439,16 +439,11 @@ OpResult World::exec(const Op& op, int index) {
     // same way, not any other (with a bare "expect", removing a mkdir made a later read
     // fail with ENOENT instead, and removing the IO made an io.stat read come out empty).
     if (!ok) {
-      char got[32];
-      if (r.is_text) {
-        uint32_t h = 2166136261u;
-        for (unsigned char c : r.text) h = (h ^ c) * 16777619u;
-        std::snprintf(got, sizeof got, "text#%08x", h);
-      } else {
-        std::snprintf(got, sizeof got, "%s", OpResult{false, r.value, ""}.str().c_str());
-      }
+      char text_hash[24];
+      std::snprintf(text_hash, sizeof text_hash, "text#%016llx",
+                    static_cast<unsigned long long>(fnv1a(r.text)));
       p_->violation("expect:" + std::string(op_name(op.kind)) + (op.path.empty() ? "" : " " + op.path) +
-                        " got " + got,
+                        " got " + (r.is_text ? std::string(text_hash) : r.str()),
                     op_to_text(op) + ": got " + r.str() + ", expected " + want);
     }
   }

@@ -342,6 +342,12 @@ struct LineParser {
 
 }  // namespace
 
+uint64_t fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
 bool name_ok(const std::string& s) {
   if (s.empty() || s.find("//") != std::string::npos) return false;
   for (char c : s)

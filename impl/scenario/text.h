@@ -7,7 +7,9 @@
 // scenario so that parse_text(to_text(s)) == s.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "impl/scenario/op.h"
 
@@ -23,6 +25,10 @@ struct ParseError {
 // Returns true and fills *out, or false and fills *err.
 bool parse_text(const std::string& text, const std::string& file, Scenario* out, ParseError* err);
 std::string to_text(const Scenario& s);
+
+// 64-bit FNV-1a of `s`: content names of inputs (`scenario_tool hash`) and the short form
+// of a text result in an expectation failure's signature.
+uint64_t fnv1a(std::string_view s);
 std::string op_to_text(const Op& op);
 // The schedule's "schedule ..." line ("" for none) and one preempt line (no newline).
 std::string schedule_to_text(const Schedule& sc);

@@ -105,11 +105,23 @@ TEST(ScenarioFormat, ParseErrorsNameFileLineAndReason) {
   }
 }
 
-// A file path is joined from a directory and a file name in the binary form; a literal
-// directory ending in '/' must not join into a path the text form rejects ("//"): the op
-// is dropped, as every other invalid op (regression: corpus/regressions/fuzz_ops).
-TEST(ScenarioFormat, BinaryFilePathObeysTextRule) {
+// In the binary form a path is joined from a directory and a leaf; a literal directory
+// ending in '/' must not join into a path the text form rejects ("//"): the op is dropped,
+// as every other invalid op, and what remains prints as text that parses.
+void expect_second_dropped(const Op& first, const Op& second) {
   Scenario s;
+  s.ops = {first, second};
+  const std::vector<uint8_t> bin = encode_binary(s);
+  const Scenario back = decode_binary(bin.data(), bin.size());
+  ASSERT_EQ(back.ops.size(), 1u) << to_text(back);
+  EXPECT_EQ(back.ops[0], first);
+  Scenario parsed;
+  ParseError err;
+  EXPECT_TRUE(parse_text(to_text(back), "decoded", &parsed, &err)) << err.str();
+}
+
+// A file path (found by AFL++; regression in corpus/regressions/fuzz_ops).
+TEST(ScenarioFormat, BinaryFilePathObeysTextRule) {
   Op mk;
   mk.kind = OpKind::kMkdir;
   mk.path = "/a";
@@ -117,33 +129,17 @@ TEST(ScenarioFormat, BinaryFilePathObeysTextRule) {
   w.kind = OpKind::kWrite;
   w.path = "/a//cgroup.procs";  // encodes as the literal directory "/a/" + cgroup.procs
   w.data = "2\n";
-  s.ops = {mk, w};
-  const std::vector<uint8_t> bin = encode_binary(s);
-  const Scenario back = decode_binary(bin.data(), bin.size());
-  ASSERT_EQ(back.ops.size(), 1u) << to_text(back);
-  EXPECT_EQ(back.ops[0], mk);
-  Scenario parsed;
-  ParseError err;
-  EXPECT_TRUE(parse_text(to_text(back), "decoded", &parsed, &err)) << err.str();
+  expect_second_dropped(mk, w);
 }
 
-// The same for a child cgroup joined to a bound path that ends in '/' (found by
-// fuzz_scenario's binary mode).
+// A child cgroup of a bound path ending in '/' (found by fuzz_scenario's binary mode).
 TEST(ScenarioFormat, BinaryChildPathObeysTextRule) {
-  Scenario s;
   Op parent;
   parent.kind = OpKind::kMkdir;
   parent.path = "/pp/";
   Op child = parent;
   child.path = "/pp//c3";
-  s.ops = {parent, child};
-  const std::vector<uint8_t> bin = encode_binary(s);
-  const Scenario back = decode_binary(bin.data(), bin.size());
-  ASSERT_EQ(back.ops.size(), 1u) << to_text(back);
-  EXPECT_EQ(back.ops[0], parent);
-  Scenario parsed;
-  ParseError err;
-  EXPECT_TRUE(parse_text(to_text(back), "decoded", &parsed, &err)) << err.str();
+  expect_second_dropped(parent, child);
 }
 
 // Arbitrary bytes: never a crash; the decoded scenario prints, parses back, and encodes
