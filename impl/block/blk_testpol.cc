@@ -153,19 +153,17 @@ void cpd_free(blkcg_policy_data* cpd) {
   kern::kfree(static_cast<test_cpd*>(cpd));
 }
 
-blkcg_policy the_policy = [] {
-  blkcg_policy p;
-  p.name = "testpol";
-  p.cpd_alloc_fn = cpd_alloc;
-  p.cpd_free_fn = cpd_free;
-  p.pd_alloc_fn = pd_alloc;
-  p.pd_init_fn = pd_init;
-  p.pd_online_fn = pd_online;
-  p.pd_offline_fn = pd_offline;
-  p.pd_free_fn = pd_free;
-  p.pd_reset_stats_fn = pd_reset_stats;
-  return p;
-}();
+blkcg_policy the_policy{
+    .name = "testpol",
+    .cpd_alloc_fn = cpd_alloc,
+    .cpd_free_fn = cpd_free,
+    .pd_alloc_fn = pd_alloc,
+    .pd_init_fn = pd_init,
+    .pd_online_fn = pd_online,
+    .pd_offline_fn = pd_offline,
+    .pd_free_fn = pd_free,
+    .pd_reset_stats_fn = pd_reset_stats,
+};
 
 }  // namespace
 

@@ -98,17 +98,15 @@ void throtl_pd_free(blkg_policy_data* pd) {
   kern::call_rcu(&tg->rcu, throtl_tg_free_rcu);
 }
 
-blkcg_policy policy_throtl = [] {
-  blkcg_policy p;
-  p.name = "throtl";
-  p.pd_alloc_fn = throtl_pd_alloc;
-  p.pd_init_fn = throtl_pd_init;
-  p.pd_online_fn = throtl_pd_online;
-  p.pd_offline_fn = throtl_pd_offline;
-  p.pd_free_fn = throtl_pd_free;
-  p.pd_reset_stats_fn = throtl_pd_reset_stats;
-  return p;
-}();
+blkcg_policy policy_throtl{
+    .name = "throtl",
+    .pd_alloc_fn = throtl_pd_alloc,
+    .pd_init_fn = throtl_pd_init,
+    .pd_online_fn = throtl_pd_online,
+    .pd_offline_fn = throtl_pd_offline,
+    .pd_free_fn = throtl_pd_free,
+    .pd_reset_stats_fn = throtl_pd_reset_stats,
+};
 
 // Bios queued anywhere in tg's service queue, taken off (qnode references dropped,
 // counters fixed); tg leaves its parent's pending list.

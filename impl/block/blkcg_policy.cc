@@ -117,6 +117,8 @@ void blkcg_policy_unregister(blkcg_policy* pol) {
   kern::MutexGuard reg(blkcg_pol_register_mutex());
   kern::MutexGuard g(blkcg_pol_mutex_ref());
   if (WARN_ON(pol->plid < 0 || policies[pol->plid] != pol)) return;
+  // Still active on a queue: its blkgs' pds would be freed through an empty slot.
+  if (WARN_ON(pol->nr_queues.load(std::memory_order_relaxed) != 0)) return;
   if (pol->cpd_free_fn) {
     for (blkcg* b : all_blkcgs_locked()) {
       if (b->cpd[pol->plid]) {
@@ -157,7 +159,8 @@ int blkcg_activate_policy(request_queue* q, const blkcg_policy* pol) {
       pd->online = true;
     });
     if (ret == 0) {
-      q->blkcg_pols.fetch_or(1u << pol->plid, std::memory_order_release);
+      const unsigned was = q->blkcg_pols.fetch_or(1u << pol->plid, std::memory_order_release);
+      if (!(was >> pol->plid & 1u)) pol->nr_queues.fetch_add(1, std::memory_order_relaxed);
     } else {
       // Roll back everything this activation installed (under blkcg_mutex: the free work
       // cannot race us, 5313d4d41739).
@@ -174,10 +177,17 @@ void blkcg_deactivate_policy(request_queue* q, const blkcg_policy* pol) {
   q->q_usage_counter.freeze();
   {
     kern::MutexGuard m(q->blkcg_mutex);
-    q->blkcg_pols.fetch_and(~(1u << pol->plid), std::memory_order_release);
+    const unsigned was = q->blkcg_pols.fetch_and(~(1u << pol->plid), std::memory_order_release);
+    if (was >> pol->plid & 1u) pol->nr_queues.fetch_sub(1, std::memory_order_relaxed);
     for_each_blkg_children_first(q, [&](blkcg_gq* blkg) { blkg_free_policy_data(blkg, pol); });
   }
   q->q_usage_counter.unfreeze();
+}
+
+void blkcg_clear_policies(request_queue* q) {
+  const unsigned pols = q->blkcg_pols.exchange(0, std::memory_order_acq_rel);
+  for (int i = 0; i < BLKCG_MAX_POLS; ++i)
+    if (pols >> i & 1u) policies[i]->nr_queues.fetch_sub(1, std::memory_order_relaxed);
 }
 
 bool blkg_alloc_pds(blkcg_gq* blkg, request_queue* q, kern::gfp_t gfp) {

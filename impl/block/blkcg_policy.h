@@ -53,16 +53,26 @@ struct blkcg_policy {
   void (*pd_offline_fn)(blkg_policy_data* pd) = nullptr;
   void (*pd_free_fn)(blkg_policy_data* pd) = nullptr;
   void (*pd_reset_stats_fn)(blkg_policy_data* pd) = nullptr;
+  // Queues with this policy enabled: the module reference the kernel's elevator or
+  // driver holds while its policy is active on a queue, so the module (and with it the
+  // policy) cannot go before the queue lets go. Changed with the queue's bit, under
+  // q->blkcg_mutex; read by unregister (which must find 0) and by whoever decides whether
+  // unloading is allowed (relaxed is enough there: they serialise against activation
+  // themselves). Mutable: activation takes the policy const.
+  mutable std::atomic<int> nr_queues{0};
 };
 
 // Context: process, may sleep. 0, -ENOSPC (no slot), -EINVAL (unpaired callbacks), -ENOMEM.
 int blkcg_policy_register(blkcg_policy* pol);
-// Context: process. The policy must be deactivated on every queue.
+// Context: process. The policy must be deactivated on every queue (nr_queues == 0; a
+// WARN otherwise, and the policy stays registered).
 void blkcg_policy_unregister(blkcg_policy* pol);
 // Context: process, may sleep (freezes the queue). 0, -EINVAL, -ENOMEM (rolled back).
 int blkcg_activate_policy(request_queue* q, const blkcg_policy* pol);
 // Context: process, may sleep (freezes the queue).
 void blkcg_deactivate_policy(request_queue* q, const blkcg_policy* pol);
+// Clear every policy bit of a queue whose blkgs are all destroyed (blkcg_exit_disk).
+void blkcg_clear_policies(request_queue* q) REQUIRES(q->blkcg_mutex);
 // Context: any (a snapshot of the queue's policy bit).
 bool blkcg_policy_enabled(request_queue* q, const blkcg_policy* pol);
 

@@ -316,7 +316,7 @@ void blkg_destroy_all(request_queue* q) {
     if (++batch % 64 == 0) kern::seam(kern::SeamKind::kPreempt, q);  // cond_resched()
   }
   // Offline is done and frees are scheduled: no policy is active on this queue any more.
-  q->blkcg_pols.store(0, std::memory_order_release);
+  blkcg_clear_policies(q);
   q->root_blkg.store(nullptr, std::memory_order_release);
 }
 

@@ -127,7 +127,6 @@ struct World::Impl {
   const bool conc;
   bool pol_busy = false;  // conc: a register/unregister is in progress
   int pol_users = 0;      // conc: activations/deactivations in progress
-  int releasing = 0;      // conc: disk releases in progress (their queues may still use the policy)
   oracle::Model model;
   std::map<int, DiskSlot> disks;
   std::map<int, Slot*> bios;
@@ -205,14 +204,8 @@ struct World::Impl {
     if (!conc || !g) return;
     if (--d->hrefs == 0 && !d->owner) {
       disk_gone(d);
-      final_put(g);
+      blk::put_disk(g);
     }
-  }
-  // The scenario's disk reference, put by the last user: the release runs here.
-  void final_put(blk::gendisk* g) {
-    ++releasing;
-    blk::put_disk(g);
-    --releasing;
   }
   // The harness's last reference went (the disk may be freed from here on).
   void disk_gone(DiskSlot* d) {
@@ -572,7 +565,7 @@ OpResult World::Impl::run(const Op& op) {
         d->owner = false;
         if (d->hrefs == 0) {
           disk_gone(d);
-          final_put(g);
+          blk::put_disk(g);
         }
       }
       break;
@@ -811,23 +804,21 @@ OpResult World::Impl::run(const Op& op) {
         if ((r.value = blk::blkcg_policy_register(blk::testpol())) == 0) testpol_registered = true;
       }
       break;
-    case OpKind::kPolUnregister: {
-      // (a module unloads its policy only once no queue uses it)
-      bool active = false;
-      for (auto& [dh, d] : disks)
-        if (testpol_registered && d.disk && blk::blkcg_policy_enabled(d.disk->queue, blk::testpol()))
-          active = true;
-      // (a disk being released still has the policy until its blkgs are destroyed)
-      if (pol_busy || pol_users > 0 || releasing > 0) r.value = -EBUSY;
+    case OpKind::kPolUnregister:
+      // A module unloads its policy only once no queue uses it: the module reference
+      // counted in nr_queues. The harness cannot judge this from its own disk handles:
+      // a released disk still has the policy while someone inside the block layer (a
+      // config write's open bdev) holds it (fuzz_sched found the harness unregistering
+      // under such a write, whose new blkg then freed its pd through the empty slot).
+      if (pol_busy || pol_users > 0) r.value = -EBUSY;
       else if (!testpol_registered) r.value = -ENOENT;
-      else if (active) r.value = -EBUSY;
+      else if (blk::testpol()->nr_queues.load(std::memory_order_relaxed) != 0) r.value = -EBUSY;
       else {
         BusyGuard busy(&pol_busy);
         testpol_registered = false;
         blk::blkcg_policy_unregister(blk::testpol());
       }
       break;
-    }
     case OpKind::kPolActivate:
     case OpKind::kPolDeactivate: {
       DiskSlot* d = disk(op.a);

@@ -173,6 +173,37 @@ TEST_F(PolicyTest, DiskReleaseOfflinesAndFreesEveryPd) {
   EXPECT_EQ(n.live_pds(), 0);
 }
 
+// nr_queues is the module reference: each queue with the policy enabled counts once
+// (activating twice does not count twice), deactivation and disk release give it back,
+// and unregistering while a queue still counts is refused with a WARN (the policy stays
+// registered, so its blkgs' pds are still freed through its slot).
+TEST_F(PolicyTest, UnregisterWhileActiveWarnsAndKeepsThePolicy) {
+  World w;
+  gendisk* other = alloc_disk(8, 16, 2);
+  ASSERT_EQ(add_disk(other), 0);
+  blkg_lookup_create(w.c->io, w.q());
+  ASSERT_EQ(blkcg_activate_policy(w.q(), testpol()), 0);
+  ASSERT_EQ(blkcg_activate_policy(w.q(), testpol()), 0);
+  ASSERT_EQ(blkcg_activate_policy(other->queue, testpol()), 0);
+  EXPECT_EQ(testpol()->nr_queues.load(), 2);
+  {
+    kern::ReportCapture cap;
+    blkcg_policy_unregister(testpol());
+    EXPECT_EQ(cap.count(kern::ReportKind::kWarn), 1u) << cap.dump();
+  }
+  EXPECT_GE(testpol()->plid, 0);
+  blkcg_deactivate_policy(w.q(), testpol());
+  blkcg_deactivate_policy(w.q(), testpol());
+  EXPECT_EQ(testpol()->nr_queues.load(), 1);
+  disk_release(other);
+  EXPECT_EQ(testpol()->nr_queues.load(), 0);
+  w.h.flush_frees();
+  kern::ReportCapture cap;
+  blkcg_policy_unregister(testpol());
+  EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  EXPECT_LT(testpol()->plid, 0);
+}
+
 TEST_F(PolicyTest, PolicyWithoutPdCallbacksCannotBeActivated) {
   World w;
   blkcg_policy bare;
