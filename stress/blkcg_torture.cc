@@ -13,8 +13,9 @@
 //              disabled, and from softirq through run_in_irq; a failed nowait association is
 //              retried blocking, as the kernel's callers do), sometimes clones or splits
 //              them, submits them (process context, softirq when no split can follow, the
-//              punt path with REQ_CGROUP_PUNT) or completes them itself, and reaps the
-//              completions. Up to --window bios are in flight per submitter; the disk
+//              punt path with REQ_CGROUP_PUNT; half the writes as buffered writeback,
+//              REQ_CGWB, which gives the cgroup a cgwb whose release races the cgroup
+//              churner's rmdir) or completes them itself, and reaps the completions. Up to --window bios are in flight per submitter; the disk
 //              reference is dropped only when none is, since a bio holds no disk reference.
 //   flusher    cgroup_rstat_flush of a random subtree, and single-CPU flushes of one blkcg
 //              from process or softirq context (the release path flushes from any context).
@@ -95,6 +96,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "impl/block/backing_dev.h"
 #include "impl/block/bio.h"
 #include "impl/block/blk_cgroup.h"
 #include "impl/block/blk_core.h"
@@ -204,6 +206,7 @@ int main(int argc, char** argv) {
     blk::blkcg_policy_throtl();
     blk::kthrotld_workqueue();
     blk::blkcg_punt_bio_wq();
+    blk::cgwb_release_wq();
     kern::system_wq();
     if (f.togglers > 0 && blk::blkcg_policy_register(blk::testpol()) != 0) {
       std::fprintf(stderr, "blkcg_torture: cannot register the test policy\n");

@@ -34,6 +34,9 @@ enum : unsigned {
   REQ_SWAP = 1u << 1,
   REQ_CGROUP_PUNT = 1u << 2,
   REQ_SYNC = 1u << 3,  // a synchronous write (reads are always sync)
+  // Not a kernel flag: the model's stand-in for a bio built by cgroup writeback
+  // (wbc_init_bio, a buffered write), which needs the cgroup's wb (backing_dev.h).
+  REQ_CGWB = 1u << 4,
 };
 
 struct bio {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "impl/block/blk_cgroup.h"
 
+#include "impl/block/backing_dev.h"
 #include "impl/block/blkcg_policy.h"
 #include "impl/block/blkg.h"
 
@@ -61,7 +62,9 @@ void blkcg_css_online(blkcg* b) {
 
 // Context: process (cgroup_mutex held).
 void blkcg_css_offline(blkcg* b) {
-  // (cgroup writeback would stop new wb attachments here; not modelled.)
+  // No new cgroup writeback from here on; the existing ones drop their pins once their
+  // writeback is done (their release work).
+  wb_blkcg_offline(b);
   blkcg_unpin_online(b);
 }
 
@@ -81,7 +84,10 @@ void blkcg_unpin_online(blkcg* b) {
 
 // Context: process, may sleep. Takes blkcg->lock only to pick and pin the first blkg,
 // then q->blkcg_mutex -> blkcg->lock in the normal order to destroy it (the 2026 shape:
-// no trylock dance, no queue lock under blkcg->lock).
+// no trylock dance, no queue lock under blkcg->lock). `b` is not touched after the last
+// blkg's put: the kernel holds blkcg->lock from its last destruction to the end of the
+// walk, and that put may be what lets `b` be freed (a caller without a css reference of
+// its own, such as the pre-2026 cgwb release, must not read `b` afterwards either).
 void blkcg_destroy_blkgs(blkcg* b) {
   kern::might_sleep("blkcg_destroy_blkgs");
   for (;;) {
@@ -95,13 +101,19 @@ void blkcg_destroy_blkgs(blkcg* b) {
       }
       blkg_get(blkg);  // hashed: the existence reference is still there
     }
+    bool last;
     {
       kern::MutexGuard m(blkg->q->blkcg_mutex);
       kern::SpinIrqGuard g(blkg->blkcg->lock);  // == b->lock
       blkg_destroy(blkg);
+      last = b->blkg_list.load(std::memory_order_relaxed) == nullptr;
+      if (last) b->blkgs_destroyed = true;
     }
     blkg_put(blkg);
-    kern::seam(kern::SeamKind::kPreempt, b);  // cond_resched()
+    // cond_resched(), or for the last one the preemption point where the kernel drops
+    // blkcg->lock and returns.
+    kern::seam(kern::SeamKind::kPreempt, b);  // an address only: `b` is not read
+    if (last) return;
   }
 }
 

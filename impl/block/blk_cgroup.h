@@ -34,6 +34,7 @@ inline constexpr int BLKCG_MAX_POLS = 6;
 
 struct blkcg_policy_data;
 struct blkcg_gq;
+struct bdi_writeback;
 
 struct blkcg : cgroup_subsys_state {
   kern::spinlock_t lock{"blkcg->lock"};
@@ -49,6 +50,10 @@ struct blkcg : cgroup_subsys_state {
   kern::PerCpu<kern::llist_head>* lhead = nullptr;
   blkcg_policy_data* cpd[BLKCG_MAX_POLS] = {};
   bool blkgs_destroyed = false;  // see above; written once, under blkcg->lock
+  // This blkcg's live cgroup writebacks and whether offline killed them (no new one is
+  // created then); both under cgwb_lock (backing_dev.h).
+  bdi_writeback* cgwb_list = nullptr;
+  bool cgwb_offline = false;
 };
 
 // Context: any.

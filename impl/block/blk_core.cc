@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstddef>
 
+#include "impl/block/backing_dev.h"
 #include "impl/block/blk_stat.h"
 #include "impl/block/blk_throttle.h"
 #include "impl/kern/clock.h"
@@ -106,6 +107,12 @@ void submit_bio_noacct_nocheck(bio* b) { submit_accounted(b, false); }
 void submit_bio_noacct(bio* b) { submit_accounted(b, true); }
 
 void submit_bio(bio* b) {
+  // Buffered writes come through the cgroup's writeback (the kernel: a dirtied inode
+  // attaches to the cgroup's wb); here the wb comes into being with the cgroup's first
+  // such write. Direct IO has no wb.
+  if ((b->opf & REQ_CGWB) && b->op == bio_op::kWrite && b->bi_blkg != nullptr) {
+    if (bdi_writeback* wb = wb_get_create(b->disk, b->bi_blkg->blkcg)) wb_put(wb);
+  }
   if ((b->opf & REQ_CGROUP_PUNT) && b->bi_blkg != nullptr) {
     blkcg_punt_bio_submit(b);
     return;

@@ -5,6 +5,7 @@
 #include <map>
 #include <utility>
 
+#include "impl/block/backing_dev.h"
 #include "impl/block/bio.h"
 #include "impl/block/blk_core.h"
 #include "impl/block/blk_throttle.h"
@@ -51,6 +52,7 @@ void disk_release_final(gendisk* disk) {
   disk->state.store(disk_state::kReleased, std::memory_order_release);
   q->dying.store(true, std::memory_order_release);
   blk_throtl_cancel_bios(disk);  // a no-op after del_gendisk; a never-deleted disk needs it
+  cgwb_bdi_unregister(disk);     // the same
   blkg_destroy_all(q);  // blkcg_exit_disk
   blk_throtl_exit(disk);
   kern::timer_shutdown_sync(&disk->dev_timer);
@@ -159,6 +161,7 @@ void del_gendisk(gendisk* disk) {
   // mutex), then fail every bio the throttler still holds.
   { kern::MutexGuard g(disk->queue->rq_qos_mutex); }
   blk_throtl_cancel_bios(disk);
+  cgwb_bdi_unregister(disk);  // bdi_unregister
 }
 
 void put_disk(gendisk* disk) {

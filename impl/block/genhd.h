@@ -44,6 +44,7 @@ namespace blk {
 
 struct bio;
 struct blkcg_gq;
+struct bdi_writeback;
 struct throtl_data;
 
 struct request_queue {
@@ -95,6 +96,10 @@ struct gendisk {
   bio* inflight_first GUARDED_BY(dev_lock) = nullptr;
   bio* inflight_last GUARDED_BY(dev_lock) = nullptr;
   kern::timer_list dev_timer;
+  // The disk's live cgroup writebacks and whether its removal killed them (no new one is
+  // created then); both under cgwb_lock (backing_dev.h).
+  bdi_writeback* cgwb_list = nullptr;
+  bool cgwb_unregistered = false;
 };
 
 // Stage 1. Returns nullptr on allocation failure. Context: process, may sleep.

@@ -3,6 +3,7 @@
 
 #include <map>
 
+#include "impl/block/backing_dev.h"
 #include "impl/block/blkg.h"
 #include "impl/kern/lock.h"
 #include "impl/kern/percpu_ref.h"
@@ -55,12 +56,13 @@ std::string check_refcounts(blk::cgroup_hierarchy& h, const std::vector<blk::gen
     const uint64_t have = kern::percpu_ref_count(&b->refcnt);
     const uint64_t base_ref = base(&b->refcnt);
     const uint64_t nr_blkgs = blkgs_of.count(b) ? blkgs_of[b] : 0;
-    const uint64_t want = base_ref + nr_children + nr_blkgs;
+    const uint64_t nr_wbs = static_cast<uint64_t>(blk::cgwb_count(cg->io));
+    const uint64_t want = base_ref + nr_children + nr_blkgs + nr_wbs;
     if (have != want)
       return "css of " + path + " holds " + std::to_string(have) + " reference(s), expected " +
              std::to_string(want) + " (" + std::to_string(base_ref) + " base + " +
              std::to_string(nr_children) + " child cgroup(s) + " + std::to_string(nr_blkgs) +
-             " blkg(s)) once every bio is gone";
+             " blkg(s) + " + std::to_string(nr_wbs) + " writeback(s)) once every bio is gone";
   }
   return "";
 }

@@ -9,7 +9,8 @@
 //     one per child blkg on the list (the child's parent reference);
 //   a live cgroup's io css: its base reference (unless killed) plus one per live child
 //     cgroup (held from mkdir to the child's css_free) plus one per blkg of it on any of
-//     the given queues (pinned at blkg_create, dropped at release).
+//     the given queues (pinned at blkg_create, dropped at release), plus one per live
+//     cgroup writeback of it (backing_dev.h: held from creation to its release work).
 //
 // A leaked get (a bio that never put its blkg, a destroy loop that kept its temporary
 // reference) shows up here, at the object and with both counts, instead of as an

@@ -262,7 +262,7 @@ struct Decoder {
       case OpKind::kBio:
         if (!new_handle(&op.a) || !disk_ref(&op.b) || !r.byte(&b) || !r.varint(&op.n)) return false;
         op.bio_op = static_cast<BioOp>((b & 3) % 3);
-        op.flags = (b >> 2) & 0xF;
+        op.flags = (b >> 2) & 0x1F;
         return true;
       case OpKind::kAssoc:
         if (!ref(names.bios, &op.a) || !path(&op.path) || !r.byte(&b)) return false;

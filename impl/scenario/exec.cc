@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 
+#include "impl/block/backing_dev.h"
 #include "impl/block/blk_core.h"
 #include "impl/block/blk_stat.h"
 #include "impl/block/blk_testpol.h"
@@ -344,6 +345,7 @@ World::World(bool dfl, bool concurrent) : p_(nullptr) {
   blk::blkcg_policy_throtl();
   blk::kthrotld_workqueue();
   blk::blkcg_punt_bio_wq();
+  blk::cgwb_release_wq();
   kern::system_wq();
   kern::alloc_reset();
   kern::lockdep_reset();
@@ -643,6 +645,7 @@ OpResult World::Impl::run(const Op& op) {
       if (op.flags & kFlagSwap) opf |= blk::REQ_SWAP;
       if (op.flags & kFlagSync) opf |= blk::REQ_SYNC;
       if (op.flags & kFlagPunt) opf |= blk::REQ_CGROUP_PUNT;
+      if (op.flags & kFlagWb) opf |= blk::REQ_CGWB;
       blk::bio* b = blk::bio_alloc(ref.g, static_cast<blk::bio_op>(op.bio_op), op.n, opf,
                                    kern::GFP_NOIO);
       if (!b) {

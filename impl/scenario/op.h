@@ -28,7 +28,7 @@ enum class OpKind : uint8_t {
   kPartition,     // partition D N
   kWrite,         // write PATH/FILE "DATA"
   kRead,          // read PATH/FILE
-  kBio,           // bio B D read|write|discard SIZE [meta] [swap] [sync] [punt]
+  kBio,           // bio B D read|write|discard SIZE [meta] [swap] [sync] [punt] [wb]
   kAssoc,         // assoc B PATH [nowait] [ctx=process|atomic|softirq]
   kClone,         // clone B2 B1 [nowait]
   kSplit,         // split B2 B1 BYTES
@@ -54,7 +54,7 @@ enum class BioOp : uint8_t { kRead, kWrite, kDiscard };
 enum class Ctx : uint8_t { kProcess, kAtomic, kSoftirq };
 
 // bio flags in the text form
-enum : unsigned { kFlagMeta = 1, kFlagSwap = 2, kFlagSync = 4, kFlagPunt = 8 };
+enum : unsigned { kFlagMeta = 1, kFlagSwap = 2, kFlagSync = 4, kFlagPunt = 8, kFlagWb = 16 };
 
 // An expectation of the operation's result ("=> ..." in text).
 struct Expect {

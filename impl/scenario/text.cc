@@ -230,6 +230,7 @@ struct LineParser {
       else if (op.kind == OpKind::kBio && w == "swap") op.flags |= kFlagSwap;
       else if (op.kind == OpKind::kBio && w == "sync") op.flags |= kFlagSync;
       else if (op.kind == OpKind::kBio && w == "punt") op.flags |= kFlagPunt;
+      else if (op.kind == OpKind::kBio && w == "wb") op.flags |= kFlagWb;
       else if ((op.kind == OpKind::kAssoc || op.kind == OpKind::kClone) && w == "nowait") op.nowait = true;
       else if (op.kind == OpKind::kAssoc && key == "ctx" && val == "process") op.ctx = Ctx::kProcess;
       else if (op.kind == OpKind::kAssoc && key == "ctx" && val == "atomic") op.ctx = Ctx::kAtomic;
@@ -483,6 +484,7 @@ std::string op_to_text(const Op& op) {
       if (op.flags & kFlagSwap) s += " swap";
       if (op.flags & kFlagSync) s += " sync";
       if (op.flags & kFlagPunt) s += " punt";
+      if (op.flags & kFlagWb) s += " wb";
       break;
     }
     case OpKind::kAssoc:

@@ -144,6 +144,7 @@ void submit_op(World& w, Role& r, uint64_t x) {
   if ((x >> 16) % 4 == 0) opf |= blk::REQ_SYNC;
   if ((x >> 18) % 16 == 0) opf |= blk::REQ_META;
   if (static_cast<int>((x >> 22) % 1000) < w.f.punt_permille) opf |= blk::REQ_CGROUP_PUNT;
+  if ((x >> 32) % 2 == 0) opf |= blk::REQ_CGWB;  // half the writes are buffered (a cgwb)
   blk::bio* b = blk::bio_alloc(s.disk, op, size, opf, kern::GFP_NOIO);
   if (b == nullptr) {
     count(r, kEvEnomem);

@@ -8,7 +8,9 @@
 
 #include "tests/unit/block/block_fixture.h"
 
+#include "impl/block/backing_dev.h"
 #include "impl/block/blkg.h"
+#include "impl/kern/workqueue.h"
 
 namespace blk {
 namespace {
@@ -63,8 +65,24 @@ TEST_F(RefCheckTest, ExtraCssReferenceIsNamed) {
   css_get(t.b->io);  // planted
   EXPECT_EQ(t.check(),
             "css of /a/b holds 3 reference(s), expected 2 (1 base + 0 child cgroup(s) + 1 "
-            "blkg(s)) once every bio is gone");
+            "blkg(s) + 0 writeback(s)) once every bio is gone");
   css_put(t.b->io);
+  EXPECT_EQ(t.check(), "");
+}
+
+// A cgroup writeback holds a css reference until its release work: counted while it
+// lives, and gone (with the reference) once the disk's removal killed it and the work ran.
+TEST_F(RefCheckTest, CgroupWritebackIsCounted) {
+  Tree t;
+  bdi_writeback* wb = wb_get_create(t.disk, t.b->io);
+  ASSERT_NE(wb, nullptr);
+  wb_put(wb);
+  EXPECT_EQ(cgwb_count(t.b->io), 1);
+  EXPECT_EQ(t.check(), "");
+  cgwb_bdi_unregister(t.disk);
+  EXPECT_EQ(cgwb_count(t.b->io), 0);
+  EXPECT_NE(t.check(), "") << "the killed wb's reference is held until its work runs";
+  kern::flush_workqueue(cgwb_release_wq());
   EXPECT_EQ(t.check(), "");
 }
 

@@ -176,7 +176,7 @@ submit b0
 T1: rmdir /a
 wait b0
 preempt T0 op=9 seam=47 T1
-preempt T1 op=8 seam=19 T0
+preempt T1 op=8 seam=22 T0
 preempt T0 op=9 seam=50 T1
 )");
   {
