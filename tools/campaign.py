@@ -71,6 +71,7 @@ class Instance:
 class TargetStats:
     execs_done: int = 0          # from finished instances
     execs_live: dict = field(default_factory=dict)  # instance n -> latest #N
+    busy_done: float = 0.0       # seconds fuzzed by finished instances (summed per instance)
     cov: int = 0
     ft: int = 0
     instances: int = 0
@@ -223,6 +224,7 @@ class Campaign:
             fin = btlib.libfuzzer_stats(text)
             live = st.execs_live.pop(inst.n, 0)
             st.execs_done += int(fin.get("number_of_executed_units", live) or live)
+            st.busy_done += now - inst.started
             if inst.proc.returncode not in (0, None):
                 st.restarts_after_crash += 1
                 # A target that dies at once (a crash in its seeds, a bug hit by every
@@ -354,6 +356,15 @@ class Campaign:
             n += sum(1 for q in (self.dir / "afl" / t).glob("*/queue/id:*"))
         return n
 
+    def exec_rate(self, t: str) -> float:
+        """Executions per second of fuzzing (per instance): not diluted by the time a target
+        waited for a core, merged, or was held back after crashes."""
+        st = self.stats[t]
+        now = time.monotonic()
+        busy = st.busy_done + sum(now - i.started for i in self.running
+                                  if i.target == t and i.kind == "fuzz")
+        return (st.execs_done + sum(st.execs_live.values())) / max(busy, 1.0)
+
     def status(self) -> None:
         el = self.elapsed()
         parts = []
@@ -367,7 +378,7 @@ class Campaign:
                 corp = self.corpus_size(t)
                 f.write(f"{el:.0f},{t},{execs},{st.cov},{st.ft},{corp},{ncrash}\n")
                 self.timeline.append((el, t, execs, st.cov, corp, ncrash))
-                parts.append(f"{t}: {execs} ex ({execs / max(el, 1):.0f}/s) cov {st.cov} corp {corp} crash {ncrash}")
+                parts.append(f"{t}: {execs} ex ({self.exec_rate(t):.0f}/s) cov {st.cov} corp {corp} crash {ncrash}")
         print(f"[{el / 60:6.1f} min] {len(self.running)} running | " + " | ".join(parts), flush=True)
 
     def report(self, coverage: str = "") -> None:
@@ -375,13 +386,14 @@ class Campaign:
         md = [f"# blkcg-torture campaign {self.dir.name}", "",
               f"Engine {self.args.engine}, {self.args.jobs} job(s), targets {', '.join(self.targets)}, "
               f"{self.elapsed() / 60:.1f} min, tree {self.state['runs'][-1]['tree']}.", "",
-              "## Targets", "", "| target | execs | exec/s | coverage (cov) | features | corpus | instances | "
+              "## Targets", "", "exec/s: per second of fuzzing of one instance.", "",
+              "| target | execs | exec/s | coverage (cov) | features | corpus | instances | "
               "crashed/killed | unique crashes |", "|---|---|---|---|---|---|---|---|---|"]
         for t in self.targets:
             st = self.stats[t]
             execs = st.execs_done + sum(st.execs_live.values())
             nc = sum(1 for c in crashes if c["target"] == t)
-            md.append(f"| {t} | {execs} | {execs / max(self.elapsed(), 1):.0f} | {st.cov} | {st.ft} | "
+            md.append(f"| {t} | {execs} | {self.exec_rate(t):.0f} | {st.cov} | {st.ft} | "
                       f"{self.corpus_size(t)} | {st.instances} | {st.restarts_after_crash}/{st.hangs_killed} | {nc} |")
         md += ["", f"## Crashes ({len(crashes)} unique, "
                f"{sum(c['duplicates'] for c in crashes)} duplicates)", ""]
