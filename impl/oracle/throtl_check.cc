@@ -123,9 +123,16 @@ std::string check_sq(throtl_service_queue* sq, std::set<const bio*>* seen, bool 
 }  // namespace
 
 std::string throtl_check_structure(blk::request_queue* q, bool timing) {
-  blk::throtl_data* td = q->td.load(std::memory_order_acquire);
-  if (td == nullptr) return "";
+  // Under q->blkcg_mutex, and only once the throttle is activated: a td whose activation
+  // is still running may yet fail and be freed without this mutex (blk_throtl_init under
+  // a fault), while an activated one is freed only after the deactivation, which needs
+  // the mutex (fuzz_sched found the checker reading a td freed that way).
+  // (A queue never throttled costs no lock: taking it after every operation would change
+  // every schedule.)
+  if (q->td.load(std::memory_order_acquire) == nullptr) return "";
   kern::MutexGuard m(q->blkcg_mutex);
+  blk::throtl_data* td = q->td.load(std::memory_order_acquire);
+  if (td == nullptr || !blk::blkcg_policy_enabled(q, blk::blkcg_policy_throtl())) return "";
   const kern::irqflags_t f = td->lock.lock_irqsave();
   std::set<const bio*> seen;
   std::string r = check_sq(&td->service_queue, &seen, timing);

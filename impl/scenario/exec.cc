@@ -144,13 +144,25 @@ struct World::Impl {
   }
 
   Slot* new_slot(int h) {
+    Slot* old = nullptr;
     if (auto it = bios.find(h); it != bios.end()) {
       if (it->second->busy) return nullptr;  // conc: another task is using the handle
-      drop_slot(it->second);
+      old = it->second;
     }
     slot_store.emplace_back();
-    bios[h] = &slot_store.back();
-    return &slot_store.back();
+    Slot* s = &slot_store.back();
+    bios[h] = s;
+    // The old slot's bio completes only once the handle names the new slot, which stays
+    // busy meanwhile: completion has seams, and another task rebinding the handle then
+    // must get -EBUSY. (Dropping first let two rebinds interleave: the later one's slot
+    // replaced the earlier one's, whose bio then leaked with its blkg reference; found by
+    // fuzz_ops as refcount-at-quiesce.) The caller binds its bio without a seam.
+    if (old) {
+      s->busy = true;
+      drop_slot(old);
+      s->busy = false;
+    }
+    return s;
   }
   // A slot rebound or torn down: an owned bio completes (chained pieces into their
   // parent) so nothing leaks and no chain is left waiting.
@@ -167,11 +179,12 @@ struct World::Impl {
       }
     }
   }
-  // Another added disk (live or deleted, not released) already has this dev_t: two blkgs
-  // of the root would print the same MAJ:MIN.
+  // Another added disk (live or deleted, not released), or one whose add is in progress
+  // in another task, already has this dev_t: two blkgs of the root would print the same
+  // MAJ:MIN (fuzz_sched found two concurrent adds of 0:0 both passing the check).
   bool dev_in_use(const std::string& dev, const DiskSlot* self) const {
     for (const auto& [h, d] : disks)
-      if (&d != self && d.state != 0 && d.dev == dev) return true;
+      if (&d != self && (d.state != 0 || d.busy) && d.dev == dev) return true;
     return false;
   }
   // Binds handle h to a bio the scenario now owns (completion recorded in the slot).
