@@ -401,8 +401,14 @@ class Campaign:
             md += [f"### {c['id']}: {c['signature']}", "",
                    f"- target {c['target']}, first seen at {c['first_seen_s']} s, replays {c['reliability']}, "
                    f"{c['duplicates']} duplicate(s); build {c['build']}",
-                   f"- files: crashes/{c['id']}/ (input, replay.log, decoded.scn, minimized.scn, info.json)"]
-            mp = self.dir / "crashes" / c["id"] / "minimized.scn"
+            ]
+            cdir = self.dir / "crashes" / c["id"]
+            files = sorted(p.name for p in cdir.iterdir()) if cdir.is_dir() else []
+            md.append(f"- files: crashes/{c['id']}/ ({', '.join(files)})" +
+                      ("" if "minimized.scn" in files else "; no minimized.scn (the campaign ended first, or "
+                       "the minimizer failed; see the log): `tools/blkcg-torture minimize "
+                       f"crashes/{c['id']}/input.bin --target {c['target']}`"))
+            mp = cdir / "minimized.scn"
             if mp.exists():
                 md += ["", "```", mp.read_text().rstrip(), "```"]
             md.append("")
