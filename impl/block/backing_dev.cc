@@ -34,21 +34,24 @@ void cgwb_release(kern::percpu_ref* ref) {
 }
 
 // Unlink and drop the initial reference. Caller holds cgwb_lock.
-void cgwb_kill(bdi_writeback* wb) NO_THREAD_SAFETY_ANALYSIS {
-  if (wb->disk_prev) wb->disk_prev->disk_next = wb->disk_next;
-  else wb->disk->cgwb_list = wb->disk_next;
-  if (wb->disk_next) wb->disk_next->disk_prev = wb->disk_prev;
-  if (wb->blkcg_prev) wb->blkcg_prev->blkcg_next = wb->blkcg_next;
-  else wb->blkcg->cgwb_list = wb->blkcg_next;
-  if (wb->blkcg_next) wb->blkcg_next->blkcg_prev = wb->blkcg_prev;
-  wb->disk_next = wb->disk_prev = wb->blkcg_next = wb->blkcg_prev = nullptr;
+void cgwb_kill(bdi_writeback* wb) {
+  kern::list_del_init(&wb->disk_node);
+  kern::list_del_init(&wb->blkcg_node);
   kern::percpu_ref_kill(&wb->refcnt);
 }
 
+// Kill every wb on `head` (a disk's or a blkcg's list, by `Member`). Caller holds cgwb_lock.
+template <kern::list_head bdi_writeback::*Member>
+void cgwb_kill_all(kern::list_head* head) {
+  while (!kern::list_empty(head)) cgwb_kill(kern::list_entry<bdi_writeback, Member>(head->next));
+}
+
 // A live wb of (disk, b), referenced, or nullptr. Caller holds cgwb_lock.
-bdi_writeback* cgwb_lookup(gendisk* disk, blkcg* b) NO_THREAD_SAFETY_ANALYSIS {
-  for (bdi_writeback* wb = disk->cgwb_list; wb != nullptr; wb = wb->disk_next)
+bdi_writeback* cgwb_lookup(gendisk* disk, blkcg* b) {
+  for (kern::list_head* n = disk->cgwb_list.next; n != &disk->cgwb_list; n = n->next) {
+    bdi_writeback* wb = kern::list_entry<bdi_writeback, &bdi_writeback::disk_node>(n);
     if (wb->blkcg == b) return kern::percpu_ref_tryget(&wb->refcnt) ? wb : nullptr;
+  }
   return nullptr;
 }
 
@@ -67,7 +70,6 @@ bdi_writeback* wb_get_create(gendisk* disk, blkcg* b) {
   }
   bdi_writeback* wb = kern::kzalloc_obj<bdi_writeback>(kern::GFP_NOWAIT, "cgwb_create");
   if (wb == nullptr) return nullptr;
-  wb->disk = disk;
   wb->blkcg = b;
   kern::percpu_ref_init(&wb->refcnt, cgwb_release, "wb->refcnt");
   kern::INIT_WORK(&wb->release_work, cgwb_release_workfn, "cgwb_release_work");
@@ -77,12 +79,8 @@ bdi_writeback* wb_get_create(gendisk* disk, blkcg* b) {
     kern::SpinIrqGuard g(cgwb_lock());
     found = cgwb_lookup(disk, b);  // another writer may have created it meanwhile
     if (found == nullptr && !disk->cgwb_unregistered && !b->cgwb_offline) {
-      wb->disk_next = disk->cgwb_list;
-      if (disk->cgwb_list) disk->cgwb_list->disk_prev = wb;
-      disk->cgwb_list = wb;
-      wb->blkcg_next = b->cgwb_list;
-      if (b->cgwb_list) b->cgwb_list->blkcg_prev = wb;
-      b->cgwb_list = wb;
+      kern::list_add(&wb->disk_node, &disk->cgwb_list);
+      kern::list_add(&wb->blkcg_node, &b->cgwb_list);
       blkcg_pin_online(b);
       css_get(b);
       kern::percpu_ref_get(&wb->refcnt);  // the caller's, beside the initial one
@@ -100,19 +98,19 @@ void wb_put(bdi_writeback* wb) { kern::percpu_ref_put(&wb->refcnt); }
 void wb_blkcg_offline(blkcg* b) {
   kern::SpinIrqGuard g(cgwb_lock());
   b->cgwb_offline = true;
-  while (b->cgwb_list != nullptr) cgwb_kill(b->cgwb_list);
+  cgwb_kill_all<&bdi_writeback::blkcg_node>(&b->cgwb_list);
 }
 
 void cgwb_bdi_unregister(gendisk* disk) {
   kern::SpinIrqGuard g(cgwb_lock());
   disk->cgwb_unregistered = true;
-  while (disk->cgwb_list != nullptr) cgwb_kill(disk->cgwb_list);
+  cgwb_kill_all<&bdi_writeback::disk_node>(&disk->cgwb_list);
 }
 
 int cgwb_count(blkcg* b) {
   kern::SpinIrqGuard g(cgwb_lock());
   int n = 0;
-  for (bdi_writeback* wb = b->cgwb_list; wb != nullptr; wb = wb->blkcg_next) ++n;
+  for (kern::list_head* p = b->cgwb_list.next; p != &b->cgwb_list; p = p->next) ++n;
   return n;
 }
 

@@ -5,8 +5,9 @@
 // kernel creates it when the cgroup first dirties a page of the disk and keeps it while
 // its inodes and writeback use it (bios in flight do not hold it); this model creates it
 // when the cgroup's first writeback bio (REQ_CGWB, a buffered write; direct IO has no wb)
-// is submitted (on the default hierarchy only, as the kernel does) and has no other user, so the kill is its last reference. A cgwb holds,
-// from creation until its release work ran:
+// is submitted, on the default hierarchy only as in the kernel, and gives it no other
+// user, so the kill drops its last reference. A cgwb holds, from creation until its
+// release work ran:
 //   - a css reference on its blkcg, and
 //   - an online pin on it (blkcg_pin_online), so the blkcg's blkgs are not destroyed while
 //     writeback for it may still be issued (59b57717fff8).
@@ -23,11 +24,12 @@
 //      fix of cgwb_release_workfn; before it the put came first).
 //
 // Locking: cgwb_lock (a global irq-safe spinlock, the kernel's) protects both lists, the
-// disk's cgwb_registered and the blkcg's cgwb_offline. Order: cgwb_lock is innermost but
+// disk's cgwb_unregistered and the blkcg's cgwb_offline. Order: cgwb_lock is innermost but
 // for the workqueue's pool lock (a kill may queue the release work).
 #pragma once
 
 #include "impl/block/blk_cgroup.h"
+#include "impl/kern/list.h"
 #include "impl/kern/percpu_ref.h"
 #include "impl/kern/workqueue.h"
 
@@ -36,15 +38,13 @@ namespace blk {
 struct gendisk;
 
 struct bdi_writeback {
-  gendisk* disk = nullptr;  // valid while linked (a killed wb never looks at it)
   blkcg* blkcg = nullptr;   // referenced and pinned until the release work
   kern::percpu_ref refcnt;  // the initial reference + one per user (lookups)
   kern::work_struct release_work;
-  // Links, under cgwb_lock while the wb is live; a killed wb is on neither list.
-  bdi_writeback* disk_next = nullptr;
-  bdi_writeback* disk_prev = nullptr;
-  bdi_writeback* blkcg_next = nullptr;
-  bdi_writeback* blkcg_prev = nullptr;
+  // On gendisk::cgwb_list and blkcg::cgwb_list, under cgwb_lock, while the wb is live; a
+  // killed wb is on neither.
+  kern::list_head disk_node;
+  kern::list_head blkcg_node;
 };
 
 // The cgwb of (disk, b), referenced, created if needed; nullptr for the root blkcg, on

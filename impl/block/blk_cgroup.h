@@ -23,6 +23,7 @@
 
 #include "impl/block/cgroup.h"
 #include "impl/kern/cpu.h"
+#include "impl/kern/list.h"
 #include "impl/kern/llist.h"
 #include "impl/kern/radix_tree.h"
 #include "impl/kern/lock.h"
@@ -52,7 +53,7 @@ struct blkcg : cgroup_subsys_state {
   bool blkgs_destroyed = false;  // see above; written once, under blkcg->lock
   // This blkcg's live cgroup writebacks and whether offline killed them (no new one is
   // created then); both under cgwb_lock (backing_dev.h).
-  bdi_writeback* cgwb_list = nullptr;
+  kern::list_head cgwb_list;  // bdi_writeback::blkcg_node
   bool cgwb_offline = false;
 };
 

@@ -36,6 +36,7 @@
 
 #include <functional>
 
+#include "impl/kern/list.h"
 #include "impl/kern/lock.h"
 #include "impl/kern/refcount.h"
 #include "impl/kern/timer.h"
@@ -98,7 +99,7 @@ struct gendisk {
   kern::timer_list dev_timer;
   // The disk's live cgroup writebacks and whether its removal killed them (no new one is
   // created then); both under cgwb_lock (backing_dev.h).
-  bdi_writeback* cgwb_list = nullptr;
+  kern::list_head cgwb_list;  // bdi_writeback::disk_node
   bool cgwb_unregistered = false;
 };
 

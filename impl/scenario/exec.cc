@@ -181,7 +181,7 @@ struct World::Impl {
   }
   // Another added disk (live or deleted, not released), or one whose add is in progress
   // in another task, already has this dev_t: two blkgs of the root would print the same
-  // MAJ:MIN (fuzz_sched found two concurrent adds of 0:0 both passing the check).
+  // MAJ:MIN (fuzz_ops, on a scheduled input, found two concurrent adds of 0:0 passing).
   bool dev_in_use(const std::string& dev, const DiskSlot* self) const {
     for (const auto& [h, d] : disks)
       if (&d != self && (d.state != 0 || d.busy) && d.dev == dev) return true;
