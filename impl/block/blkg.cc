@@ -151,10 +151,26 @@ blkcg_gq* blkg_lookup(blkcg* b, request_queue* q) {
                   "blkg_lookup without RCU or q->blkcg_mutex");
   }
   if (b == blkcg_root()) return q->root_blkg.load(std::memory_order_acquire);
+  // q->blkcg_mutex keeps q's blkgs alive, not the hint (possibly another queue's blkg) nor
+  // the tree's nodes: both are freed after a grace period, and the mutex, unlike the
+  // queue_lock spinlock it replaced, is not an RCU reader. So a caller that is not a
+  // reader gets a read section for the walk (only then: a nested rcu_read_lock would add
+  // two seams to every lookup and move every recorded schedule).
+  // Found by blkcg_torture under TSan; busted: blkg_lookup_mutex_only.
+  const bool mutex_only = busted().blkg_lookup_mutex_only.load(std::memory_order_relaxed);
+  const bool own_rcu = !mutex_only && !kern::rcu_read_lock_held();
+  if (own_rcu) kern::rcu_read_lock();
   blkcg_gq* hint = b->blkg_hint.load(std::memory_order_acquire);
-  if (hint && hint->q == q) return hint;
-  blkcg_gq* g = static_cast<blkcg_gq*>(b->blkg_tree.lookup(static_cast<uint64_t>(q->id)));
-  return (g && g->q == q) ? g : nullptr;
+  // The busted variant's window: the hint loaded, its grace period not waited for.
+  if (mutex_only && hint && !kern::rcu_read_lock_held())
+    kern::seam(kern::SeamKind::kPreempt, hint);
+  blkcg_gq* g = hint;
+  if (!hint || hint->q != q) {
+    g = static_cast<blkcg_gq*>(b->blkg_tree.lookup(static_cast<uint64_t>(q->id)));
+    if (g && g->q != q) g = nullptr;
+  }
+  if (own_rcu) kern::rcu_read_unlock();
+  return g;
 }
 
 blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
@@ -245,7 +261,7 @@ blkcg_gq* blkg_lookup_create_locked(blkcg* b, request_queue* q, kern::gfp_t gfp)
   blkcg_gq* blkg = blkg_lookup(b, q);
   kern::rcu_read_unlock();
   if (blkg) {
-    b->blkg_hint.store(blkg, std::memory_order_release);
+      b->blkg_hint.store(blkg, std::memory_order_release);
     return blkg;
   }
   // A queue without a root blkg (never added, or released) gets no blkg: the kernel's

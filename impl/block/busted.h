@@ -53,6 +53,10 @@
 //                       old queue_lock (before 457e490f2b74): a config write fails with
 //                       -ENOMEM on a non-blocking allocation (the oracle's spurious-ENOMEM
 //                       rule under fault injection).
+//   blkg_lookup_mutex_only  blkg_lookup under q->blkcg_mutex alone reads the blkcg's hint
+//                       and tree outside an RCU read section (the RFC as posted): the hint
+//                       can be another queue's blkg, freed after a grace period the lookup
+//                       does not hold off (found by blkcg_torture under TSan; ASan).
 //   deactivate_without_blkcg_lock  a policy's pds are offlined, unpublished and freed
 //                       holding q->blkcg_mutex only (before 858560b27645, CVE-2021-47379):
 //                       reset_stats under blkcg->lock meets an offline or freed pd
@@ -109,6 +113,7 @@ struct busted_flags {
   std::atomic<bool> rmdir_offline_before_kill{false};
   std::atomic<bool> conf_create_nowait{false};
   std::atomic<bool> deactivate_without_blkcg_lock{false};
+  std::atomic<bool> blkg_lookup_mutex_only{false};
   std::atomic<bool> throtl_trim_no_slack{false};
   std::atomic<bool> throtl_no_carryover{false};
   std::atomic<bool> throtl_split_charges_bps{false};
@@ -153,6 +158,7 @@ struct busted_flags {
         {"rmdir_offline_before_kill", &rmdir_offline_before_kill},
         {"conf_create_nowait", &conf_create_nowait},
         {"deactivate_without_blkcg_lock", &deactivate_without_blkcg_lock},
+        {"blkg_lookup_mutex_only", &blkg_lookup_mutex_only},
     };
     for (const auto& t : table)
       if (name == t.name) return t.flag;
@@ -169,7 +175,8 @@ struct busted_flags {
           &unregister_no_wait, &blkg_insert_fail_async, &free_work_unlink_unlocked,
           &activate_dying_blkg, &blkg_put_nonatomic, &root_iostat_unpinned,
           &blkg_create_after_offline, &blkcg_put_before_unlink, &punt_work_no_ref,
-          &rmdir_offline_before_kill, &conf_create_nowait, &deactivate_without_blkcg_lock})
+          &rmdir_offline_before_kill, &conf_create_nowait, &deactivate_without_blkcg_lock,
+          &blkg_lookup_mutex_only})
       f->store(false, std::memory_order_relaxed);
   }
 };

@@ -128,9 +128,14 @@ inline bool mutex_trylock(mutex& m, SrcLoc w = SrcLoc::current()) TRY_ACQUIRE(tr
 }
 
 // RAII guards (scoped capabilities).
+struct adopt_lock_t {};
+inline constexpr adopt_lock_t adopt_lock{};
+
 class SCOPED_CAPABILITY MutexGuard {
  public:
   explicit MutexGuard(mutex& m, SrcLoc w = SrcLoc::current()) ACQUIRE(m) : m_(m) { m_.lock(w); }
+  // Takes over a mutex the caller already holds (after a successful trylock).
+  MutexGuard(mutex& m, adopt_lock_t) REQUIRES(m) : m_(m) {}
   ~MutexGuard() RELEASE() { m_.unlock(); }
   MutexGuard(const MutexGuard&) = delete;
   MutexGuard& operator=(const MutexGuard&) = delete;

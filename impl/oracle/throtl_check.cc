@@ -128,9 +128,14 @@ std::string throtl_check_structure(blk::request_queue* q, bool timing) {
   // a fault), while an activated one is freed only after the deactivation, which needs
   // the mutex (fuzz_sched found the checker reading a td freed that way).
   // (A queue never throttled costs no lock: taking it after every operation would change
-  // every schedule.)
+  // every schedule.) A trylock, and no check when another task holds the mutex: waiting
+  // for it would serialize that task's blkcg_mutex section with this task's next
+  // operation, a synchronization the kernel does not have, and it hid a use-after-free
+  // from fuzz_sched (regressions/blkg-lookup-hint-freed.scn). Uncontended, a trylock
+  // passes the same seams as a lock, so schedules do not move.
   if (q->td.load(std::memory_order_acquire) == nullptr) return "";
-  kern::MutexGuard m(q->blkcg_mutex);
+  if (!q->blkcg_mutex.trylock()) return "";
+  kern::MutexGuard m(q->blkcg_mutex, kern::adopt_lock);
   blk::throtl_data* td = q->td.load(std::memory_order_acquire);
   if (td == nullptr || !blk::blkcg_policy_enabled(q, blk::blkcg_policy_throtl())) return "";
   const kern::irqflags_t f = td->lock.lock_irqsave();

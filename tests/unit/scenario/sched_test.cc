@@ -248,6 +248,19 @@ preempt T1 op=12 seam=54 T2
 #endif
 }
 
+// blkg_lookup under q->blkcg_mutex alone (the RFC as posted) follows the blkcg's hint into
+// another queue's blkg with no grace period held off: the regression's schedule frees that
+// blkg between the hint's load and its use (found by blkcg_torture under TSan).
+TEST(SchedBustedDeathTest, BlkgLookupMutexOnlyIsCaught) {
+#ifdef BLKCG_SCHED_SANITIZER
+  expect_clean_then_death(load("corpus/regressions/blkg-lookup-hint-freed.scn"),
+                          &blk::busted().blkg_lookup_mutex_only,
+                          "heap-use-after-free|data race", /*reports_abort=*/false);
+#else
+  GTEST_SKIP() << "needs ASan or TSan to see the use-after-free";
+#endif
+}
+
 
 // #17 (858560b27645, CVE-2021-47379): a deactivation offlining and freeing pds without
 // blkcg->lock while reset_stats walks the blkcg's blkgs under it. A random walk found it
