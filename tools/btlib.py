@@ -150,13 +150,17 @@ class Minimized:
     message: str
 
 
-def minimize(tool: Path, crash: Path, out: Path, seconds: float, cwd: Path) -> Minimized:
+def minimize(tool: Path, crash: Path, out: Path, seconds: float, cwd: Path,
+             against: Path | None = None) -> Minimized:
     """Runs the scenario tool's delta debugger on a crash; parses its summary line. Bugs
-    planted through BLKCG_BUSTED (as the fuzzers read it) are planted in the minimizer too."""
+    planted through BLKCG_BUSTED (as the fuzzers read it) are planted in the minimizer too.
+    against: a reference tree's scenario tool; the scenario is then minimized while its
+    run differs from that tool's (differential: for a failing expectation)."""
     env = dict(os.environ, ASAN_OPTIONS="abort_on_error=1:detect_leaks=1",
                UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
     planted = [f"--busted={f}" for f in os.environ.get("BLKCG_BUSTED", "").split(",") if f]
-    p = subprocess.run([str(tool), "minimize", *planted, f"--time={int(seconds)}", str(crash), str(out)],
+    ref = [f"--against={against}"] if against is not None else []
+    p = subprocess.run([str(tool), "minimize", *planted, *ref, f"--time={int(seconds)}", str(crash), str(out)],
                        cwd=cwd, env=env, capture_output=True, text=True,
                        timeout=seconds * 4 + 120)
     text = p.stdout + p.stderr

@@ -305,6 +305,12 @@ def run_ctest(scratch: Path, det: dict, out: Path, cap: float, jobs: int,
                 # Kept only if it passes without the patch: an expectation written for the
                 # whole scenario can fail the same way once operations are gone, bug or not.
                 faithful = clean_tool is None or not fails_on_clean(clean_tool, mini)
+                if not faithful:
+                    # Then shrink what differs from the clean tree's run instead (the
+                    # expectations dropped, the clean tree's results written back).
+                    mini.unlink(missing_ok=True)
+                    m = btlib.minimize(tool, scn, mini, minimize_time, cwd=scratch, against=clean_tool)
+                    faithful = not fails_on_clean(clean_tool, mini)
                 if m.ops is not None and mini.exists() and faithful:
                     run.reproducer = str(mini)
                     run.repro_ops, run.repro_preempts, run.signature = m.ops, m.preempts, m.signature

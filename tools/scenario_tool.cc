@@ -10,10 +10,20 @@
 //                                               schedule as the explicit preemptions of its run)
 //   scenario_tool encode FILE [OUT]             text -> binary (default OUT: stdout)
 //   scenario_tool hash FILE                     the content-hash name of a file
-//   scenario_tool minimize [--busted=FLAG] [--time=S] FILE [OUT]
+//   scenario_tool minimize [--busted=FLAG] [--time=S] [--against=TOOL] FILE [OUT]
 //                                               delta debugging over operations, then over
 //                                               numbers, keeping the crash signature; writes
 //                                               the text (OUT or stdout), prints the signature
+//   scenario_tool observe FILE                  a sequential scenario's observable run, its
+//                                               expectations dropped: each operation's result
+//                                               and each report (what --against compares)
+//
+// Differential minimization (--against=TOOL, TOOL: the scenario tool of a reference tree,
+// such as the tree before a patch): a sequential scenario is interesting while this
+// build's observable run differs from TOOL's. The file's expectations are dropped first (a
+// fixed expected text describes the whole run, and any shrink would break it, bug or not);
+// the result carries expectations again, TOOL's results, on the operations whose results
+// differ, so it fails here and passes on the reference tree.
 //
 // A file is binary when its first byte is the format version (1), text otherwise. Text
 // runs with its expectations checked; binary inputs, like the fuzzer's, without.
@@ -180,6 +190,102 @@ std::string signature_of(const Scenario& s) {
   return "crash (status " + std::to_string(status) + ")";
 }
 
+// The observable run of a sequential scenario, expectations dropped: "@@ N RESULT" per
+// operation, "@@ report KIND SIGNATURE" per report, and a sanitizer's SUMMARY kind if the
+// run died (its file paths left out: two trees differ there). In a forked child.
+std::string observe(const Scenario& in) {
+  Scenario s = in;
+  scenario::strip_expectations(&s);
+  int fds[2];
+  if (pipe(fds) != 0) return "pipe failed";
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    std::string line;
+    auto out = [&](const std::string& l) {
+      line = "@@ " + l + "\n";
+      if (write(2, line.data(), line.size()) < 0) _exit(1);
+    };
+    {
+      kern::ReportCapture cap;
+      {
+        scenario::World w(s.ops.empty() || s.ops[0].kind != scenario::OpKind::kLegacy);
+        for (size_t i = 0; i < s.ops.size(); ++i)
+          out(std::to_string(i) + " " + w.exec(s.ops[i], static_cast<int>(i)).str());
+        w.quiesce();
+      }
+      for (const kern::Report& r : cap.reports())
+        out(std::string("report ") + kern::report_kind_name(r.kind) + " " + r.signature);
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string err;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) err.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::string obs;
+  for (size_t pos = 0; pos < err.size();) {
+    size_t e = err.find('\n', pos);
+    if (e == std::string::npos) e = err.size();
+    const std::string l = err.substr(pos, e - pos);
+    if (l.rfind("@@ ", 0) == 0) obs += l.substr(3) + "\n";
+    if (l.rfind("SUMMARY: ", 0) == 0) obs += "died " + l.substr(9, l.find(' ', l.find(' ', 9) + 1) - 9) + "\n";
+    pos = e + 1;
+  }
+  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) obs += "exit status " + std::to_string(status) + "\n";
+  return obs;
+}
+
+// The same observation by another tree's scenario tool (a subprocess on a temporary copy).
+std::string observe_with(const std::string& tool, const Scenario& s) {
+  char path[] = "/tmp/scenario-observe-XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) return "mkstemp failed";
+  const std::string t = scenario::to_text(s);
+  const bool wrote = write(fd, t.data(), t.size()) == static_cast<ssize_t>(t.size());
+  close(fd);
+  std::string obs = wrote ? "" : "write failed";
+  if (wrote) {
+    const std::string cmd = "'" + tool + "' observe '" + path + "' 2>/dev/null";
+    if (FILE* p = popen(cmd.c_str(), "r")) {
+      char buf[4096];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) obs.append(buf, n);
+      if (pclose(p) != 0) obs += "reference tool failed\n";
+    } else {
+      obs = "popen failed";
+    }
+  }
+  unlink(path);
+  return obs;
+}
+
+// Each operation's result in an observation, by index ("" where the run never got there).
+std::vector<std::string> results_of(const std::string& obs, size_t nops) {
+  std::vector<std::string> r(nops);
+  for (size_t pos = 0; pos < obs.size();) {
+    size_t e = obs.find('\n', pos);
+    if (e == std::string::npos) e = obs.size();
+    const std::string l = obs.substr(pos, e - pos);
+    const size_t sp = l.find(' ');
+    if (!l.empty() && l[0] >= '0' && l[0] <= '9' && sp != std::string::npos) {
+      const size_t i = std::stoul(l.substr(0, sp));
+      if (i < nops) r[i] = l.substr(sp + 1);
+    }
+    pos = e + 1;
+  }
+  return r;
+}
+
+std::string against_tool;  // minimize --against=TOOL
+
 // fault_nth N counts allocations from where it stands, so removing an earlier operation
 // moves the failure. Re-anchor it: find the operation during which the N-th allocation
 // happens (a child runs the scenario and reports the allocation count before each
@@ -243,9 +349,25 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   auto elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
-  const std::string sig = signature_of(s);
+  const bool diff = !against_tool.empty();
+  if (diff) {
+    if (s.sched.kind != scenario::Schedule::kNone) {
+      std::fprintf(stderr, "%s: --against needs a sequential scenario (two trees' seams differ, "
+                           "so a schedule does not carry over)\n", file.c_str());
+      return 2;
+    }
+    scenario::strip_expectations(&s);
+  }
+  // The predicate: the same crash signature, or (--against) a run that differs from the
+  // reference tree's.
+  auto judge = [&](const Scenario& c) -> std::string {
+    if (!diff) return signature_of(c);
+    return observe(c) == observe_with(against_tool, c) ? "" : "differs from " + against_tool;
+  };
+  const std::string sig = judge(s);
   if (sig.empty()) {
-    std::fprintf(stderr, "%s: does not crash; nothing to minimize\n", file.c_str());
+    std::fprintf(stderr, "%s: %s; nothing to minimize\n", file.c_str(),
+                 diff ? "runs as on the reference tree" : "does not crash");
     return 1;
   }
   std::fprintf(stderr, "signature: %s (%zu ops)\n", sig.c_str(), s.ops.size());
@@ -253,7 +375,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   // run, now shrinkable entry by entry).
   if (s.sched.kind == scenario::Schedule::kPct || s.sched.kind == scenario::Schedule::kWalk) {
     Scenario e = with_explicit_schedule(s);
-    if (signature_of(e) == sig) {
+    if (judge(e) == sig) {
       s = std::move(e);
       std::fprintf(stderr, "explicit schedule: %zu preemption(s)\n", s.sched.preempts.size());
     }
@@ -268,7 +390,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
         auto& cp = c.sched.preempts;
         cp.erase(cp.begin() + static_cast<long>(start),
                  cp.begin() + static_cast<long>(std::min(start + chunk, cp.size())));
-        if (signature_of(c) == sig) {
+        if (judge(c) == sig) {
           s = std::move(c);
           progress = true;
         } else {
@@ -289,7 +411,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
     for (size_t start = 0; start < s.ops.size() && elapsed() < seconds;) {
       Scenario c = s;
       erase_ops(&c, start, std::min(start + chunk, c.ops.size()));
-      if (signature_of(c) == sig) {
+      if (judge(c) == sig) {
         s = std::move(c);
         progress = true;
       } else {
@@ -302,12 +424,12 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   // scenarios: with a schedule the allocation order is the interleaving's).
   if (s.sched.kind == scenario::Schedule::kNone) {
     Scenario c = s;
-    if (elapsed() < seconds && reanchor_fault(&c) && signature_of(c) == sig) {
+    if (elapsed() < seconds && reanchor_fault(&c) && judge(c) == sig) {
       s = std::move(c);
       for (size_t i = 0; i < s.ops.size() && elapsed() < seconds;) {
         Scenario d = s;
         erase_ops(&d, i, i + 1);
-        if (signature_of(d) == sig) s = std::move(d);
+        if (judge(d) == sig) s = std::move(d);
         else ++i;
       }
     }
@@ -321,7 +443,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
       Scenario c = s;
       c.ops[i + 1].n += c.ops[i].n;
       erase_ops(&c, i, i + 1);
-      if (signature_of(c) == sig) {
+      if (judge(c) == sig) {
         s = std::move(c);
         continue;
       }
@@ -345,7 +467,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
           if (k == scenario::OpKind::kBio && cand % 512 != 0) continue;
           Scenario c = s;
           c.ops[i].*field = cand;
-          if (signature_of(c) == sig) {
+          if (judge(c) == sig) {
             s = std::move(c);
             changed = true;
             break;
@@ -356,11 +478,27 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
     for (size_t i = 0; changed && i < s.ops.size() && elapsed() < seconds;) {
       Scenario c = s;
       erase_ops(&c, i, i + 1);
-      if (signature_of(c) == sig) s = std::move(c);
+      if (judge(c) == sig) s = std::move(c);
       else ++i;
     }
   }
   shrink_preempts();
+  if (diff) {
+    // The reference tree's results become the expectations of the operations whose
+    // results differ here (a report that only this tree makes needs none).
+    const std::vector<std::string> here = results_of(observe(s), s.ops.size());
+    const std::vector<std::string> ref = results_of(observe_with(against_tool, s), s.ops.size());
+    for (size_t i = 0; i < s.ops.size(); ++i) {
+      if (here[i] == ref[i] || ref[i].empty()) continue;
+      Scenario one;
+      scenario::ParseError perr;
+      scenario::Op op = s.ops[i];
+      op.task = 0;
+      if (scenario::parse_text(scenario::op_to_text(op) + " => " + ref[i] + "\n", "expect", &one, &perr) &&
+          one.ops.size() == 1)
+        s.ops[i].expect = one.ops[0].expect;
+    }
+  }
   const std::string t = scenario::to_text(s);
   // The text is the reproducer a person reads and replays: it must parse back to what was
   // minimized and crash the same way. A decoder that builds what the text form rejects
@@ -371,7 +509,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   std::string broken;
   if (!scenario::parse_text(t, "minimized", &back, &perr)) broken = "it does not parse: " + perr.str();
   else if (!(back == s)) broken = "it parses to a different scenario";
-  else if (signature_of(back) != sig) broken = "it does not crash with the same signature";
+  else if (judge(back) != sig) broken = "it does not crash with the same signature";
   if (broken.empty())
     std::fprintf(stderr, "minimized to %zu ops, %zu preemption(s) in %.1f s; signature: %s\n",
                  s.ops.size(), s.sched.preempts.size(), elapsed(), sig.c_str());
@@ -383,6 +521,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   } else {
     std::ofstream o(out, std::ios::binary);
     o << "# minimized from " << file << "\n# signature: " << sig << "\n";
+    if (diff) o << "# on this tree: " << signature_of(s) << "\n";
     if (!broken.empty()) o << "# WARNING: this text does not reproduce: " << broken << "\n";
     o << t;
   }
@@ -392,7 +531,8 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
 int usage() {
   std::fprintf(stderr,
                "usage: scenario_tool run [--busted=FLAG] [--twice] FILE... | decode FILE | encode FILE "
-               "[OUT] | hash FILE | minimize [--busted=FLAG] [--time=S] FILE [OUT]\n");
+               "[OUT] | hash FILE | minimize [--busted=FLAG] [--time=S] [--against=TOOL] FILE [OUT] | "
+               "observe FILE\n");
   return 2;
 }
 
@@ -409,6 +549,8 @@ int main(int argc, char** argv) {
       if (!set_busted(a.substr(9))) return 2;
     } else if (a == "--twice") {
       check_twice = true;
+    } else if (a.rfind("--against=", 0) == 0) {
+      against_tool = a.substr(10);
     } else if (a.rfind("--time=", 0) == 0) {
       seconds = std::atof(a.c_str() + 7);
     } else {
@@ -420,6 +562,15 @@ int main(int argc, char** argv) {
   if (cmd == "minimize") return cmd_minimize(args[0], args.size() > 1 ? args[1] : "", seconds);
   Scenario s;
   bool text;
+  if (cmd == "observe") {
+    if (!load(args[0], &s, &text)) return 2;
+    if (s.sched.kind != scenario::Schedule::kNone) {
+      std::fprintf(stderr, "%s: observe runs sequential scenarios only\n", args[0].c_str());
+      return 2;
+    }
+    std::fputs(observe(s).c_str(), stdout);
+    return 0;
+  }
   if (cmd == "decode" || cmd == "encode") {
     if (!load(args[0], &s, &text)) return 2;
     if (cmd == "decode") {
