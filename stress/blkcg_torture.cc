@@ -122,6 +122,7 @@
 #include "impl/kern/workqueue.h"
 #include "impl/oracle/model.h"
 #include "impl/oracle/throtl_check.h"
+#include "stress/flag_parse.h"
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)

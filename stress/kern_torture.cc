@@ -41,6 +41,7 @@
 #include "impl/kern/report.h"
 #include "impl/kern/sched.h"
 #include "impl/kern/task.h"
+#include "stress/flag_parse.h"
 
 namespace {
 
@@ -62,28 +63,26 @@ struct Flags {
 };
 
 bool parse_flag(Flags& f, const char* arg) {
-  auto val = [&](const char* name) -> const char* {
-    const size_t n = std::strlen(name);
-    if (std::strncmp(arg, name, n) == 0 && arg[n] == '=') return arg + n + 1;
-    return nullptr;
-  };
+  using stress::parse_int;
+  auto val = [&](const char* name) { return stress::flag_value(arg, name); };
   const char* v;
-  if ((v = val("--seconds"))) return f.seconds = std::atof(v), f.seconds > 0;
-  if ((v = val("--cpus"))) return f.cpus = std::atoi(v), f.cpus >= 1 && f.cpus <= kern::kMaxCpus;
-  if ((v = val("--spinners"))) return f.spinners = std::atoi(v), f.spinners >= 0;
-  if ((v = val("--mutexers"))) return f.mutexers = std::atoi(v), f.mutexers >= 0;
-  if ((v = val("--percpu"))) return f.percpu = std::atoi(v), f.percpu >= 0;
-  if ((v = val("--irqs"))) return f.irqs = std::atoi(v), f.irqs >= 0;
-  if ((v = val("--ios"))) return f.ios = std::atoi(v), f.ios >= 0;
-  if ((v = val("--freezers"))) return f.freezers = std::atoi(v), f.freezers >= 0;
-  if ((v = val("--pairs"))) return f.pairs = std::atoi(v), f.pairs >= 1;
-  if ((v = val("--readers"))) return f.readers = std::atoi(v), f.readers >= 0;
-  if ((v = val("--updaters"))) return f.updaters = std::atoi(v), f.updaters >= 0;
-  if ((v = val("--workers"))) return f.workers = std::atoi(v), f.workers >= 0;
-  if ((v = val("--clocks"))) return f.clocks = std::atoi(v), f.clocks >= 0;
-  if ((v = val("--seed"))) return f.seed = std::strtoul(v, nullptr, 0), true;
-  if ((v = val("--chaos"))) return f.chaos_permille = static_cast<unsigned>(std::atoi(v)), true;
-  if ((v = val("--stat-interval"))) return f.stat_interval = std::atof(v), f.stat_interval > 0;
+  constexpr long kRoles = 64;
+  if ((v = val("--seconds"))) return stress::parse_seconds(v, &f.seconds);
+  if ((v = val("--cpus"))) return parse_int(v, 1, kern::kMaxCpus, &f.cpus);
+  if ((v = val("--spinners"))) return parse_int(v, 0, kRoles, &f.spinners);
+  if ((v = val("--mutexers"))) return parse_int(v, 0, kRoles, &f.mutexers);
+  if ((v = val("--percpu"))) return parse_int(v, 0, kRoles, &f.percpu);
+  if ((v = val("--irqs"))) return parse_int(v, 0, kRoles, &f.irqs);
+  if ((v = val("--ios"))) return parse_int(v, 0, kRoles, &f.ios);
+  if ((v = val("--freezers"))) return parse_int(v, 0, kRoles, &f.freezers);
+  if ((v = val("--pairs"))) return parse_int(v, 1, 1 << 20, &f.pairs);
+  if ((v = val("--readers"))) return parse_int(v, 0, kRoles, &f.readers);
+  if ((v = val("--updaters"))) return parse_int(v, 0, kRoles, &f.updaters);
+  if ((v = val("--workers"))) return parse_int(v, 0, kRoles, &f.workers);
+  if ((v = val("--clocks"))) return parse_int(v, 0, kRoles, &f.clocks);
+  if ((v = val("--seed"))) return stress::parse_ulong(v, &f.seed);
+  if ((v = val("--chaos"))) return stress::parse_uint(v, 1000, &f.chaos_permille);
+  if ((v = val("--stat-interval"))) return stress::parse_seconds(v, &f.stat_interval);
   if ((v = val("--busted"))) {
     f.busted = v;
     return f.busted == "irq-unsafe" || f.busted == "percpu-unowned" || f.busted == "rcu-no-gp" ||

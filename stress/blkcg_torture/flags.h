@@ -54,31 +54,8 @@ struct Flags {
   std::string scenario_dir;
 };
 
-bool parse_int(const char* v, long lo, long hi, int* out) {
-  char* end = nullptr;
-  errno = 0;
-  const long x = std::strtol(v, &end, 0);
-  if (errno || end == v || *end != '\0' || x < lo || x > hi) return false;
-  *out = static_cast<int>(x);
-  return true;
-}
-
-bool parse_uint(const char* v, unsigned long hi, unsigned* out) {
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long x = std::strtoul(v, &end, 0);
-  if (errno || end == v || *end != '\0' || x > hi) return false;
-  *out = static_cast<unsigned>(x);
-  return true;
-}
-
-bool parse_double(const char* v, double* out) {
-  char* end = nullptr;
-  const double x = std::strtod(v, &end);
-  if (end == v || *end != '\0' || !(x > 0)) return false;
-  *out = x;
-  return true;
-}
+using stress::parse_int;
+using stress::parse_uint;
 
 bool valid_scenario_name(const std::string& s) {
   if (s.empty()) return false;
@@ -89,20 +66,12 @@ bool valid_scenario_name(const std::string& s) {
 }
 
 bool parse_flag(Flags& f, const char* arg) {
-  auto val = [&](const char* name) -> const char* {
-    const size_t n = std::strlen(name);
-    if (std::strncmp(arg, name, n) == 0 && arg[n] == '=') return arg + n + 1;
-    return nullptr;
-  };
+  auto val = [&](const char* name) { return stress::flag_value(arg, name); };
   const char* v;
   const int kRoles = kMaxRolesPerKind;
-  if ((v = val("--seconds"))) return parse_double(v, &f.seconds);
-  if ((v = val("--stat-interval"))) return parse_double(v, &f.stat_interval);
-  if ((v = val("--seed"))) {
-    char* end = nullptr;
-    f.seed = std::strtoul(v, &end, 0);
-    return end != v && *end == '\0';
-  }
+  if ((v = val("--seconds"))) return stress::parse_seconds(v, &f.seconds);
+  if ((v = val("--stat-interval"))) return stress::parse_seconds(v, &f.stat_interval);
+  if ((v = val("--seed"))) return stress::parse_ulong(v, &f.seed);
   if ((v = val("--cpus"))) return parse_int(v, 1, kern::kMaxCpus, &f.cpus);
   if ((v = val("--submitters"))) return parse_int(v, 0, kRoles, &f.submitters);
   if ((v = val("--flushers"))) return parse_int(v, 0, kRoles, &f.flushers);
