@@ -396,11 +396,18 @@ def run_torture(scratch: Path, det: dict, out: Path, budget: float, seed: int) -
 
 # ---------------------------------------------------------------------------------------------
 
-def cmd_check(args) -> int:
+def bugs_of(args, cmd: str, only: list | None = None) -> list | None:
+    """The patches of --bugs (only: these ids), or None after saying why they cannot be read."""
     try:
-        bugs = load_bugs(Path(args.bugs))
+        return load_bugs(Path(args.bugs), only)
     except PatchError as e:
-        print(f"bugbench check: {e}", file=sys.stderr)
+        print(f"bugbench {cmd}: {e}", file=sys.stderr)
+        return None
+
+
+def cmd_check(args) -> int:
+    bugs = bugs_of(args, "check")
+    if bugs is None:
         return 1
     bad = 0
     for b in bugs:
@@ -417,10 +424,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_list(args) -> int:
-    try:
-        bugs = load_bugs(Path(args.bugs))
-    except PatchError as e:
-        print(f"bugbench list: {e}", file=sys.stderr)
+    bugs = bugs_of(args, "list")
+    if bugs is None:
         return 1
     for b in bugs:
         print(f"{b.id:>4}  {b.path.name:44} {b.meta['class'][:30]:30} "
@@ -528,10 +533,8 @@ def ensure_built(tree: Path, det: dict, built: dict, out: Path, jobs: int) -> st
 
 
 def cmd_run(args) -> int:
-    try:
-        bugs = load_bugs(Path(args.bugs), args.only.split(",") if args.only else None)
-    except PatchError as e:
-        print(f"bugbench: {e}", file=sys.stderr)
+    bugs = bugs_of(args, "run", args.only.split(",") if args.only else None)
+    if bugs is None:
         return 2
     dets = args.detectors.split(",")
     unknown = [d for d in dets if d not in DETECTORS]
