@@ -5,6 +5,17 @@
 #include <sstream>
 
 namespace oracle {
+
+std::string config_enomem_culprit(const std::vector<kern::AllocDecision>& log) {
+  std::string nonblocking;
+  for (const kern::AllocDecision& d : log) {
+    if (!d.failed) continue;
+    if (kern::gfpflags_allow_blocking(d.gfp) || d.site == "blkg_tree.insert") return "";
+    nonblocking = d.site;
+  }
+  return nonblocking.empty() ? "no allocation failed"
+                             : "non-blocking allocation failed at " + nonblocking;
+}
 namespace {
 
 bool space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }

@@ -312,27 +312,16 @@ struct World::Impl {
     return got;
   }
 
-  // A configuration write may fail with -ENOMEM only because a blocking allocation
-  // failed: it runs in process context and allocates what it needs with a blocking class
-  // (457e490f2b74, f255c19b3ab4). A failure that only a GFP_NOWAIT allocation explains is
-  // the old spinlock-era bug. One exception is the design's own: radix-tree nodes for
-  // blkcg->blkg_tree come from the tree's GFP_NOWAIT mask since the RFC's patch 15 dropped
-  // the preload, so that site may fail a write (a finding reported on the RFC; see
-  // bench/bugs/15-conf-radix-insert-nowait.patch). The decision log covers this one write.
+  // A configuration write's -ENOMEM must be explained by its own allocations
+  // (oracle::config_enomem_culprit); the decision log covers this one write.
   void check_config_enomem(const Op& op, long got) {
     const std::vector<kern::AllocDecision> log = kern::fault_log();
     kern::fault_record(false);
     if (got != -ENOMEM) return;
-    std::string nonblocking;
-    for (const kern::AllocDecision& d : log) {
-      if (!d.failed) continue;
-      if (kern::gfpflags_allow_blocking(d.gfp) || d.site == "blkg_tree.insert") return;
-      nonblocking = d.site;
-    }
-    violation("model:spurious-enomem",
-              op_to_text(op) + ": -ENOMEM although no blocking allocation failed" +
-                  (nonblocking.empty() ? std::string(" (no allocation failed)")
-                                       : " (non-blocking allocation failed at " + nonblocking + ")"));
+    const std::string culprit = oracle::config_enomem_culprit(log);
+    if (!culprit.empty())
+      violation("model:spurious-enomem",
+                op_to_text(op) + ": -ENOMEM although no blocking allocation failed (" + culprit + ")");
   }
 
   bool removed_under(const std::string& path) const {
