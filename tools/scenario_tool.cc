@@ -322,6 +322,38 @@ bool reanchor_fault(Scenario* s) {
   return false;
 }
 
+// What an operation makes and later operations name: a cgroup path (mkdir), a disk or bio
+// handle (disk_alloc, bio, clone, split); "" for the rest.
+std::string made_by(const scenario::Op& op) {
+  using scenario::OpKind;
+  if (op.kind == OpKind::kMkdir) return op.path;
+  if (op.kind != OpKind::kDiskAlloc && op.kind != OpKind::kBio && op.kind != OpKind::kClone &&
+      op.kind != OpKind::kSplit)
+    return "";
+  const std::string t = scenario::op_to_text(op);  // "bio b3 d0 ...": the second word
+  const size_t a = t.find(' ');
+  if (a == std::string::npos) return "";
+  const size_t b = t.find(' ', a + 1);
+  return t.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+}
+
+// Whether an operation's text names `what` (a handle as a word; a path, or one under it,
+// as a word or as the start of a file path).
+bool names(const scenario::Op& op, const std::string& what) {
+  const std::string t = scenario::op_to_text(op);
+  for (size_t pos = 0; pos < t.size();) {
+    size_t e = t.find(' ', pos);
+    if (e == std::string::npos) e = t.size();
+    std::string w = t.substr(pos, e - pos);
+    if (!w.empty() && w.front() == '"') w.erase(0, 1);
+    if (w == what || (what[0] == '/' && w.size() > what.size() &&
+                      w.compare(0, what.size(), what) == 0 && w[what.size()] == '/'))
+      return true;
+    pos = e + 1;
+  }
+  return false;
+}
+
 bool check_twice = false;  // run --twice: scheduled scenarios run twice, traces compared
 
 int cmd_run(const std::vector<std::string>& files) {
@@ -405,20 +437,80 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   };
   shrink_preempts();
   // ddmin: remove chunks of shrinking size while the signature holds.
-  size_t chunk = s.ops.size() / 2;
-  while (chunk >= 1 && elapsed() < seconds) {
-    bool progress = false;
-    for (size_t start = 0; start < s.ops.size() && elapsed() < seconds;) {
+  auto ddmin = [&] {
+    size_t chunk = s.ops.size() / 2;
+    while (chunk >= 1 && elapsed() < seconds) {
+      bool progress = false;
+      for (size_t start = 0; start < s.ops.size() && elapsed() < seconds;) {
+        Scenario c = s;
+        erase_ops(&c, start, std::min(start + chunk, c.ops.size()));
+        if (judge(c) == sig) {
+          s = std::move(c);
+          progress = true;
+        } else {
+          start += chunk;
+        }
+      }
+      if (!progress) chunk /= 2;
+    }
+  };
+  // A removal changes what later operations do, so a preemption after it may now fall on a
+  // different seam of its operation than the one that opened the window. Retry such a
+  // candidate with one preemption at a time dropped, or moved to each seam 1..64 of its
+  // operation.
+  auto reseam = [&](Scenario* c, size_t first_removed) {
+    for (size_t k = 0; k < c->sched.preempts.size(); ++k) {
+      if (static_cast<size_t>(c->sched.preempts[k].op) < first_removed) continue;  // before it
+      Scenario without = *c;  // or that preemption is no longer needed at all
+      without.sched.preempts.erase(without.sched.preempts.begin() + static_cast<long>(k));
+      if (judge(without) == sig) {
+        *c = std::move(without);
+        return true;
+      }
+      scenario::Preempt& p = c->sched.preempts[k];
+      const int orig = p.seam;
+      for (int seam = 1; seam <= 64 && elapsed() < seconds; ++seam) {
+        if (seam == orig) continue;
+        p.seam = seam;
+        if (judge(*c) == sig) return true;
+      }
+      p.seam = orig;
+    }
+    return false;
+  };
+  // Cascades: an operation that makes a cgroup, a disk or a bio goes together with every
+  // later operation naming it (mkdir /b ... rmdir /b), which ddmin's contiguous chunks
+  // miss when other operations stand between them. Then ddmin again.
+  auto cascades = [&] {
+    bool any = false;
+    for (size_t i = s.ops.size(); i-- > 0 && elapsed() < seconds;) {
+      if (i >= s.ops.size()) continue;
+      const std::string made = made_by(s.ops[i]);
+      if (made.empty()) continue;
+      std::vector<size_t> drop = {i};
+      for (size_t j = i + 1; j < s.ops.size(); ++j)
+        if (names(s.ops[j], made)) drop.push_back(j);
+      if (drop.size() == 1) continue;  // alone: ddmin tried it
       Scenario c = s;
-      erase_ops(&c, start, std::min(start + chunk, c.ops.size()));
-      if (judge(c) == sig) {
+      for (size_t k = drop.size(); k-- > 0;) erase_ops(&c, drop[k], drop[k] + 1);
+      if (judge(c) == sig || (!c.sched.preempts.empty() && reseam(&c, i))) {
         s = std::move(c);
-        progress = true;
-      } else {
-        start += chunk;
+        any = true;
       }
     }
-    if (!progress) chunk /= 2;
+    return any;
+  };
+  ddmin();
+  while (elapsed() < seconds && cascades()) ddmin();
+  // With a schedule: each single operation once more, its removal allowed to move a later
+  // preemption (ddmin kept it because the window had moved, not because it is needed).
+  if (!s.sched.preempts.empty()) {
+    for (size_t i = s.ops.size(); i-- > 0 && elapsed() < seconds;) {
+      if (i >= s.ops.size()) continue;
+      Scenario c = s;
+      erase_ops(&c, i, i + 1);
+      if (!c.sched.preempts.empty() && reseam(&c, i)) s = std::move(c);
+    }
   }
   // A fault_nth moved next to the operation it hits, so that the rest can go (sequential
   // scenarios: with a schedule the allocation order is the interleaving's).

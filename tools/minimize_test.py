@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The minimizer on planted bugs (scenario_tool minimize, TOOL given as the argument):
+- a scheduled crash padded with unrelated operations, some of them pairs far apart
+  (mkdir /y ... rmdir /y), shrinks back to at most the regression's size, still failing
+  with the bug and passing without it;
+- a failing expectation that describes a whole run (the v1 scenario with the v1-stats bug
+  of #21 planted) shrinks differentially (--against, here the same tool without the bug)
+  to a scenario that fails with the bug and passes without it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOL = Path(sys.argv.pop(1)) if len(sys.argv) > 1 else ROOT / "build/asan-ubsan/tools/scenario_tool"
+ENV = dict(os.environ, ASAN_OPTIONS="abort_on_error=1:detect_leaks=1")
+
+
+def ops_of(text: str) -> list:
+    return [l for l in text.splitlines()
+            if l.strip() and not l.startswith("#") and not l.startswith(("schedule", "preempt"))]
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([str(TOOL), *args], capture_output=True, text=True, env=ENV, timeout=600)
+
+
+class Minimize(unittest.TestCase):
+    def test_padded_schedule_shrinks_back(self):
+        reg = (ROOT / "corpus/regressions/assoc-racing-rmdir.scn").read_text()
+        lines = [l for l in reg.splitlines() if l and not l.startswith("#")]
+        want = len(ops_of(reg))
+        # Padding in the prologue: a cgroup made early and removed late, with the
+        # regression's own cgroups made in between, and some reads.
+        i = lines.index("mkdir /a")
+        padded = (lines[:i] + ["mkdir /y", "read /io.stat", "mkdir /y/z"] + lines[i:i + 2] +
+                  ["read /y/io.max", "rmdir /y/z", "rmdir /y"] + lines[i + 2:])
+        with tempfile.TemporaryDirectory() as d:
+            src, out = Path(d) / "padded.scn", Path(d) / "min.scn"
+            src.write_text("\n".join(padded) + "\n")
+            # preempt op=N counts operations: the padding moved them by 6.
+            src.write_text(src.read_text().replace("op=5 ", "op=11 ").replace("op=8 ", "op=14 "))
+            r = run("minimize", "--busted=blkg_create_after_offline", "--time=60", str(src), str(out))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            text = out.read_text()
+            self.assertLessEqual(len(ops_of(text)), want, text)
+            self.assertNotIn("/y", text)
+            # Still the planted bug's: it fails with it and passes without.
+            self.assertNotEqual(run("run", "--busted=blkg_create_after_offline", str(out)).returncode, 0)
+            self.assertEqual(run("run", str(out)).returncode, 0, text)
+
+    def test_differential_expectation(self):
+        src = ROOT / "corpus/scenarios/legacy.scn"
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d) / "min.scn"
+            r = run("minimize", "--busted=throtl_v1_stats_only_with_rules", f"--against={TOOL}",
+                    "--time=60", str(src), str(out))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            text = out.read_text()
+            self.assertLessEqual(len(ops_of(text)), 10, text)
+            self.assertIn("=>", text)  # the reference tree's results, written back
+            self.assertNotEqual(run("run", "--busted=throtl_v1_stats_only_with_rules", str(out)).returncode, 0)
+            self.assertEqual(run("run", str(out)).returncode, 0, text)
+
+
+if __name__ == "__main__":
+    unittest.main()
