@@ -68,6 +68,7 @@ class Instance:
     started: float
     deadline: float
     kind: str = "fuzz"          # fuzz | merge
+    stopped: bool = False       # interrupted by the campaign's end: its exit status is ours
     logf: object = None
     afl_name: str = ""          # AFL++: the instance's directory in the sync dir
 
@@ -235,7 +236,7 @@ class Campaign:
             live = st.execs_live.pop(inst.n, 0)
             st.execs_done += int(fin.get("number_of_executed_units", live) or live)
             st.busy_done += now - inst.started
-            if inst.proc.returncode not in (0, None):
+            if inst.proc.returncode not in (0, None) and not inst.stopped:
                 st.restarts_after_crash += 1
                 # A target that dies at once (a crash in its seeds, a bug hit by every
                 # input) backs off exponentially instead of spinning: 2, 4, ... 64 s.
@@ -468,6 +469,7 @@ class Campaign:
             time.sleep(1)
         for inst in self.running:
             if inst.proc.poll() is None:
+                inst.stopped = True
                 os.killpg(inst.proc.pid, signal.SIGINT)   # libFuzzer prints its final stats
         deadline = time.monotonic() + 15
         while any(i.proc.poll() is None for i in self.running) and time.monotonic() < deadline:
