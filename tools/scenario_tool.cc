@@ -153,29 +153,49 @@ Scenario with_explicit_schedule(const Scenario& s) {
   return e;
 }
 
-// Runs `s` in a child with reports aborting; returns the crash signature ("" if none).
-std::string signature_of(const Scenario& s) {
+// Runs child() in a forked child whose stderr the parent reads to the end; the child's
+// exit status beside it (a crash or a sanitizer abort is a status too).
+struct ChildOutput {
+  bool ran = true;  // false: no pipe, nothing ran
+  std::string err;
+  int status = 0;
+  bool exited_ok() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+};
+template <typename Child>
+ChildOutput stderr_of_child(Child child) {
+  ChildOutput o;
   int fds[2];
-  if (pipe(fds) != 0) return "";
+  if (pipe(fds) != 0) {
+    o.ran = false;
+    return o;
+  }
   std::fflush(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
     dup2(fds[1], 2);
     close(fds[0]);
     close(fds[1]);
-    kern::set_report_mode(kern::ReportMode::kAbort);
-    scenario::run_scenario(s);
+    child();
     _exit(0);
   }
   close(fds[1]);
-  std::string err;
   char buf[4096];
   ssize_t n;
-  while ((n = read(fds[0], buf, sizeof(buf))) > 0) err.append(buf, static_cast<size_t>(n));
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) o.err.append(buf, static_cast<size_t>(n));
   close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  waitpid(pid, &o.status, 0);
+  return o;
+}
+
+// Runs `s` in a child with reports aborting; returns the crash signature ("" if none).
+std::string signature_of(const Scenario& s) {
+  const ChildOutput o = stderr_of_child([&] {
+    kern::set_report_mode(kern::ReportMode::kAbort);
+    scenario::run_scenario(s);
+  });
+  if (!o.ran || o.exited_ok()) return "";
+  const std::string& err = o.err;
+  const int status = o.status;
   // "==== blkcg-torture report: KIND ====" then "signature: SIG"
   const size_t r = err.find("==== blkcg-torture report: ");
   const size_t sg = err.find("signature: ", r == std::string::npos ? 0 : r);
@@ -196,40 +216,24 @@ std::string signature_of(const Scenario& s) {
 std::string observe(const Scenario& in) {
   Scenario s = in;
   scenario::strip_expectations(&s);
-  int fds[2];
-  if (pipe(fds) != 0) return "pipe failed";
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    close(fds[0]);
-    close(fds[1]);
+  const ChildOutput o = stderr_of_child([&] {
     std::string line;
     auto out = [&](const std::string& l) {
       line = "@@ " + l + "\n";
       if (write(2, line.data(), line.size()) < 0) _exit(1);
     };
+    kern::ReportCapture cap;
     {
-      kern::ReportCapture cap;
-      {
-        scenario::World w(s.ops.empty() || s.ops[0].kind != scenario::OpKind::kLegacy);
-        for (size_t i = 0; i < s.ops.size(); ++i)
-          out(std::to_string(i) + " " + w.exec(s.ops[i], static_cast<int>(i)).str());
-        w.quiesce();
-      }
-      for (const kern::Report& r : cap.reports())
-        out(std::string("report ") + kern::report_kind_name(r.kind) + " " + r.signature);
+      scenario::World w(s.ops.empty() || s.ops[0].kind != scenario::OpKind::kLegacy);
+      for (size_t i = 0; i < s.ops.size(); ++i)
+        out(std::to_string(i) + " " + w.exec(s.ops[i], static_cast<int>(i)).str());
+      w.quiesce();
     }
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string err;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof(buf))) > 0) err.append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+    for (const kern::Report& r : cap.reports())
+      out(std::string("report ") + kern::report_kind_name(r.kind) + " " + r.signature);
+  });
+  if (!o.ran) return "pipe failed";
+  const std::string& err = o.err;
   std::string obs;
   for (size_t pos = 0; pos < err.size();) {
     size_t e = err.find('\n', pos);
@@ -239,7 +243,7 @@ std::string observe(const Scenario& in) {
     if (l.rfind("SUMMARY: ", 0) == 0) obs += "died " + l.substr(9, l.find(' ', l.find(' ', 9) + 1) - 9) + "\n";
     pos = e + 1;
   }
-  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) obs += "exit status " + std::to_string(status) + "\n";
+  if (!o.exited_ok()) obs += "exit status " + std::to_string(o.status) + "\n";
   return obs;
 }
 

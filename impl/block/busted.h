@@ -93,6 +93,7 @@
 
 #include <atomic>
 #include <string>
+#include <vector>
 
 namespace blk {
 
@@ -125,12 +126,13 @@ struct busted_flags {
   std::atomic<bool> throtl_parent_skips_bps{false};
   std::atomic<bool> throtl_v1_stats_only_with_rules{false};
   std::atomic<bool> throtl_exit_skips_tg_timers{false};
-  // Each flag by name (tools and scenario runs plant a bug with --busted=NAME).
-  std::atomic<bool>* by_name(const std::string& name) {
-    const struct {
-      const char* name;
-      std::atomic<bool>* flag;
-    } table[] = {
+  struct named_flag {
+    const char* name;
+    std::atomic<bool>* flag;
+  };
+  // Every flag with its name (tools and scenario runs plant a bug with --busted=NAME).
+  std::vector<named_flag> all() {
+    return {
         {"reset_wipes_set", &reset_wipes_set},
         {"flush_lock_irqs_on", &flush_lock_irqs_on},
         {"no_parent_requeue", &no_parent_requeue},
@@ -160,24 +162,15 @@ struct busted_flags {
         {"deactivate_without_blkcg_lock", &deactivate_without_blkcg_lock},
         {"blkg_lookup_mutex_only", &blkg_lookup_mutex_only},
     };
-    for (const auto& t : table)
+  }
+  std::atomic<bool>* by_name(const std::string& name) {
+    for (const named_flag& t : all())
       if (name == t.name) return t.flag;
     return nullptr;
   }
   // Every flag off again.
   void reset() {
-    for (std::atomic<bool>* f :
-         {&reset_wipes_set, &flush_lock_irqs_on, &no_parent_requeue, &lqueued_after_add,
-          &throtl_trim_no_slack, &throtl_no_carryover, &throtl_split_charges_bps,
-          &throtl_split_no_iops, &throtl_single_queue, &throtl_meta_fifo,
-          &throtl_flush_own_timer, &throtl_exit_checks_bit, &throtl_parent_skips_bps,
-          &throtl_v1_stats_only_with_rules, &throtl_exit_skips_tg_timers,
-          &unregister_no_wait, &blkg_insert_fail_async, &free_work_unlink_unlocked,
-          &activate_dying_blkg, &blkg_put_nonatomic, &root_iostat_unpinned,
-          &blkg_create_after_offline, &blkcg_put_before_unlink, &punt_work_no_ref,
-          &rmdir_offline_before_kill, &conf_create_nowait, &deactivate_without_blkcg_lock,
-          &blkg_lookup_mutex_only})
-      f->store(false, std::memory_order_relaxed);
+    for (const named_flag& t : all()) t.flag->store(false, std::memory_order_relaxed);
   }
 };
 
