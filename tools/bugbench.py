@@ -328,9 +328,8 @@ def run_fuzz(scratch: Path, det: dict, out: Path, budget: float, seed: int,
     work.mkdir(parents=True, exist_ok=True)
     art.mkdir(parents=True, exist_ok=True)
     reached = reached_file(out, name)
-    uar = ":detect_stack_use_after_return=0" if name == "fuzz_sched" else ""
     env = dict(os.environ, BLKCG_BUGBENCH_REACHED=str(reached),
-               ASAN_OPTIONS=f"abort_on_error=1:detect_leaks=1{uar}",
+               ASAN_OPTIONS="abort_on_error=1:detect_leaks=1",
                UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
     cmd = [str(scratch / "build/fuzz/fuzz" / name), str(work), str(scratch / "corpus" / name),
            f"-max_total_time={int(budget)}", f"-seed={seed}",

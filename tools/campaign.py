@@ -136,7 +136,7 @@ class Campaign:
         raw.mkdir(exist_ok=True)
         left = self.args.time - self.elapsed() if self.args.time > 0 else self.args.slice
         budget = int(max(10, min(self.args.slice, left)))
-        env = triage.fuzz_env(target)
+        env = triage.fuzz_env()
         env.pop("BLKCG_TRACE_OPS")  # only triage replays trace operations
         if self.args.engine == "afl":
             sync = self.dir / "afl" / target
@@ -176,7 +176,7 @@ class Campaign:
             shutil.rmtree(merged)
         merged.mkdir()
         log = self.dir / "logs" / f"{target}-{self.counter:05d}-merge.log"
-        env = triage.fuzz_env(target)
+        env = triage.fuzz_env()
         env.pop("BLKCG_TRACE_OPS")
         cmd = [str(ROOT / "build/fuzz/fuzz" / target), "-merge=1", str(merged), str(corpus)]
         logf = open(log, "w")

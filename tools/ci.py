@@ -34,8 +34,8 @@ import btlib  # noqa: E402
 ROOT = btlib.ROOT
 
 # Runs per fuzz target, about 20-40 s each on one core of the reference machine (from
-# the fuzzers' own exec/s in the gate: fuzz_ops ~800, fuzz_sched ~1,500 without
-# use-after-return fake stacks, fuzz_iomax ~20k, fuzz_scenario ~700 since it also takes
+# the fuzzers' own exec/s in the gate: fuzz_ops ~800, fuzz_sched ~1,200, fuzz_iomax ~20k,
+# fuzz_scenario ~700 since it also takes
 # binary scenarios, whose text forms are long).
 FUZZ_RUNS = {"fuzz_ops": 16000, "fuzz_sched": 24000, "fuzz_iomax": 400000, "fuzz_scenario": 30000}
 
@@ -105,8 +105,7 @@ def fuzz_step(seed: int, scale: float, jobs: int, outdir: Path) -> tuple[list, l
         art = ROOT / "artifacts/ci" / target
         art.mkdir(parents=True, exist_ok=True)
         before = set(art.iterdir())
-        uar = ":detect_stack_use_after_return=0" if target == "fuzz_sched" else ""
-        env = dict(os.environ, ASAN_OPTIONS=f"abort_on_error=1:detect_leaks=1{uar}",
+        env = dict(os.environ, ASAN_OPTIONS="abort_on_error=1:detect_leaks=1",
                    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
         cmd = [ROOT / "build/fuzz/fuzz" / target, work, ROOT / "corpus" / target, f"-runs={n}",
                f"-seed={seed}", f"-dict={ROOT / 'fuzz' / (target + '.dict')}",

@@ -27,9 +27,8 @@ class Replay:
     output: str
 
 
-def fuzz_env(target: str) -> dict:
-    uar = ":detect_stack_use_after_return=0" if target == "fuzz_sched" else ""
-    return dict(os.environ, ASAN_OPTIONS=f"abort_on_error=1:detect_leaks=1:symbolize=1{uar}",
+def fuzz_env() -> dict:
+    return dict(os.environ, ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:symbolize=1",
                 UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1", BLKCG_TRACE_OPS="1")
 
 
@@ -93,7 +92,7 @@ def sig_id(sig: str) -> str:
 
 def replay(fuzz_bin: Path, target: str, crash: Path, timeout: float = 120) -> Replay:
     try:
-        p = subprocess.run([str(fuzz_bin), str(crash)], env=fuzz_env(target), capture_output=True,
+        p = subprocess.run([str(fuzz_bin), str(crash)], env=fuzz_env(), capture_output=True,
                            text=True, errors="replace", timeout=timeout)
         out, crashed = p.stdout + p.stderr, p.returncode != 0
     except subprocess.TimeoutExpired as e:
@@ -135,7 +134,7 @@ def minimize_and_decode(target: str, crash: Path, outdir: Path, tool: Path, fuzz
     else:
         out = outdir / "minimized.bin"
         subprocess.run([str(fuzz_bin), str(crash), "-minimize_crash=1", f"-max_total_time={int(seconds)}",
-                        f"-exact_artifact_path={out}"], env=fuzz_env(target), capture_output=True,
+                        f"-exact_artifact_path={out}"], env=fuzz_env(), capture_output=True,
                        timeout=seconds * 3 + 60)
         if out.exists():
             wrote["minimized"] = "minimized.bin"
