@@ -4,6 +4,8 @@
 - a scheduled crash padded with unrelated operations, some of them pairs far apart
   (mkdir /y ... rmdir /y), shrinks back to at most the regression's size, still failing
   with the bug and passing without it;
+- a preemption routed through a task whose only operation can go is retargeted, and the
+  task goes;
 - a failing expectation that describes a whole run (the v1 scenario with the v1-stats bug
   of #21 planted) shrinks differentially (--against, here the same tool without the bug)
   to a scenario that fails with the bug and passes without it."""
@@ -52,6 +54,28 @@ class Minimize(unittest.TestCase):
             self.assertLessEqual(len(ops_of(text)), want, text)
             self.assertNotIn("/y", text)
             # Still the planted bug's: it fails with it and passes without.
+            self.assertNotEqual(run("run", "--busted=blkg_create_after_offline", str(out)).returncode, 0)
+            self.assertEqual(run("run", str(out)).returncode, 0, text)
+
+    def test_preemption_through_a_removable_task_is_retargeted(self):
+        # The regression's first preemption (T1 -> T2) goes through a third task whose
+        # only operation is a read: T1 -> T3, and T3 at its first seam -> T2. Removing
+        # T3's read leaves T1 -> T3 pointing nowhere; retargeted at T2 it opens the window
+        # again, so T3 goes.
+        reg = (ROOT / "corpus/regressions/assoc-racing-rmdir.scn").read_text()
+        lines = [l for l in reg.splitlines() if l and not l.startswith(("#", "preempt"))]
+        want = len(ops_of(reg))
+        lines += ["T3: read /io.stat", "preempt T1 op=5 seam=1 T3",
+                  f"preempt T3 op={want + 1} seam=1 T2", "preempt T2 op=8 seam=45 T1"]
+        with tempfile.TemporaryDirectory() as d:
+            src, out = Path(d) / "via-t3.scn", Path(d) / "min.scn"
+            src.write_text("\n".join(lines) + "\n")
+            self.assertNotEqual(run("run", "--busted=blkg_create_after_offline", str(src)).returncode, 0)
+            r = run("minimize", "--busted=blkg_create_after_offline", "--time=60", str(src), str(out))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            text = out.read_text()
+            self.assertNotIn("T3", text)
+            self.assertLessEqual(len(ops_of(text)), want, text)
             self.assertNotEqual(run("run", "--busted=blkg_create_after_offline", str(out)).returncode, 0)
             self.assertEqual(run("run", str(out)).returncode, 0, text)
 

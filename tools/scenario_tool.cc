@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -462,7 +463,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   // different seam of its operation than the one that opened the window. Retry such a
   // candidate with one preemption at a time dropped, or moved to each seam 1..64 of its
   // operation.
-  auto reseam = [&](Scenario* c, size_t first_removed) {
+  auto reseam_moves = [&](Scenario* c, size_t first_removed) {
     for (size_t k = 0; k < c->sched.preempts.size(); ++k) {
       if (static_cast<size_t>(c->sched.preempts[k].op) < first_removed) continue;  // before it
       Scenario without = *c;  // or that preemption is no longer needed at all
@@ -479,6 +480,34 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
         if (judge(*c) == sig) return true;
       }
       p.seam = orig;
+    }
+    return false;
+  };
+  // A removal that takes a task's last operation leaves the preemptions that switched to
+  // it pointing nowhere; the window they opened may open as well with another task running
+  // there (with T3's only `run` gone, T1 -> T3 becomes T1 -> T2). Each such preemption is
+  // retargeted at each task that still has operations, alone and then with the moves above.
+  auto reseam = [&](Scenario* c, size_t first_removed) {
+    if (reseam_moves(c, first_removed)) return true;
+    std::vector<int> live;  // the tasks with operations after the prologue
+    bool prologue = true;
+    for (const scenario::Op& op : c->ops) {
+      prologue = prologue && op.task == 0;
+      if (!prologue && std::find(live.begin(), live.end(), op.task) == live.end())
+        live.push_back(op.task);
+    }
+    for (size_t k = 0; k < c->sched.preempts.size() && elapsed() < seconds; ++k) {
+      const int to = c->sched.preempts[k].to;
+      if (std::find(live.begin(), live.end(), to) != live.end()) continue;
+      for (int t : live) {
+        if (t == c->sched.preempts[k].task) continue;
+        Scenario r = *c;
+        r.sched.preempts[k].to = t;
+        if (judge(r) == sig || reseam_moves(&r, first_removed)) {
+          *c = std::move(r);
+          return true;
+        }
+      }
     }
     return false;
   };
