@@ -145,14 +145,14 @@ void run_in_irq(int cpu, bool hard, function_ref<void()> fn) {
   }
   // Work aimed at another CPU runs as a separate interrupt context of that CPU: a fresh
   // task identity (own held-lock stack) that owns `cpu` for the duration.
-  Task irq(hard ? "hardirq" : "softirq", cpu, TaskKind::kIrqDelivery);
-  irq.inline_parent = t;
-  set_current(&irq);
-  run(&irq);
+  TransientTask irq(hard ? "hardirq" : "softirq", cpu, TaskKind::kIrqDelivery);
+  irq->inline_parent = t;
+  set_current(irq.get());
+  run(irq.get());
   // A handler that leaked a lock leaves its context unbalanced (reported above). The
   // delivery task ends here, so give the CPU back rather than wedge it forever.
-  if (irq.cpu_owned) cpu_release(&irq);
-  irq.exited = true;
+  if (irq->cpu_owned) cpu_release(irq.get());
+  irq->exited = true;
   set_current(t);
 }
 

@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <memory>
+#include <new>
+#include <vector>
 
 #include "impl/kern/cpu.h"
 #include "impl/kern/lockdep.h"
@@ -61,6 +63,29 @@ Task::Task(std::string n, int c, TaskKind k)
       cpu(c) {}
 
 Task::~Task() = default;
+
+namespace {
+// Per thread: the tasks TransientTask handed out and got back (owned here).
+std::vector<std::unique_ptr<Task>>& transient_free() {
+  thread_local std::vector<std::unique_ptr<Task>> free;
+  return free;
+}
+}  // namespace
+
+TransientTask::TransientTask(const char* name, int cpu, TaskKind kind) {
+  auto& free = transient_free();
+  if (free.empty()) {
+    t_ = new Task(name, cpu, kind);
+    return;
+  }
+  t_ = free.back().release();
+  free.pop_back();
+  // Made anew in place: every field back to its initial value, and a new id.
+  t_->~Task();
+  new (t_) Task(name, cpu, kind);
+}
+
+TransientTask::~TransientTask() { transient_free().emplace_back(t_); }
 
 static std::string format_label(uint32_t id, const std::string& name, int cpu) {
   return "T" + std::to_string(id) + "(" + name + "/cpu" + std::to_string(cpu) + ")";

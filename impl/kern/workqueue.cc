@@ -144,11 +144,11 @@ bool run_one_inline(Pool& p, workqueue_struct* only, work_struct* want) {
   }
   if (!pk.w) return false;
   Task* caller = current();
-  Task kworker("kworker/inline", caller->cpu, TaskKind::kKworker);
-  kworker.inline_parent = caller;
-  set_current(&kworker);
+  TransientTask kworker("kworker/inline", caller->cpu, TaskKind::kKworker);
+  kworker->inline_parent = caller;
+  set_current(kworker.get());
   process_one_work(p, pk);
-  check_task_exit(&kworker);
+  check_task_exit(kworker.get());
   set_current(caller);
   return true;
 }
