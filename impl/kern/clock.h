@@ -7,6 +7,9 @@
 // that timer's expiry while it runs; at the end jiffies is the target. A handler that
 // re-arms a timer inside the window sees it fire in the same call.
 // jiffies is an atomic read with acquire ordering, written (release) only by the advancer.
+// It never goes back: tasks may advance concurrently (a scenario's `advance` in two tasks,
+// or one task's wait moving time while another advances it), and each raises jiffies to
+// its own target only if that is later than the clock already is.
 #pragma once
 
 #include <atomic>
@@ -20,6 +23,8 @@ namespace detail {
 // (blk-throttle) read the clock several times per bio.
 extern std::atomic<uint64_t> jiffies_now;
 extern std::atomic<unsigned> hz_value;  // relaxed: set only between runs
+// Sets jiffies to `t` unless it already is at or after `t` (wrap-aware, as time_after).
+void jiffies_raise_to(uint64_t t);
 }  // namespace detail
 inline uint64_t jiffies() { return detail::jiffies_now.load(std::memory_order_acquire); }
 inline unsigned hz() { return detail::hz_value.load(std::memory_order_relaxed); }

@@ -192,8 +192,7 @@ bool timer_fire_one(uint64_t until) {
   }
   timer_list* t = std::get<2>(*b.queue.begin());
   unlink_locked(b, t);
-  if (detail::jiffies_now.load(std::memory_order_relaxed) < t->expires + late)
-    detail::jiffies_now.store(t->expires + late, std::memory_order_release);
+  detail::jiffies_raise_to(t->expires + late);
   void (*fn)(timer_list*) = t->function;
   LockClass* dep = t->dep;
   // Claim a running slot before dropping the base lock's protection of "not pending and

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "impl/kern/clock.h"
 #include "impl/kern/lock.h"
 #include "impl/kern/lockdep.h"
+#include "impl/kern/sched_controlled.h"
 #include "impl/kern/report.h"
 #include "impl/kern/task.h"
 
@@ -199,6 +201,39 @@ TEST_F(TimerTest, DelTimerSyncWaitsForRunningHandler) {
   slow_stage.store(2);
   syncer.join();
   advancer.join();
+}
+
+// Two tasks advance the clock at once, one of them preempted inside its window (at the
+// seam after its timer's handler): the clock ends at the later of the two targets
+// (each is its start + its n) whatever the interleaving. advance_jiffies used to store
+// its own target at the end, so the task that resumed last could set the clock back by
+// almost the other's whole advance.
+TEST_F(TimerTest, ConcurrentAdvancesNeverMoveTheClockBack) {
+  int rewound = 0;
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    timers_reset();
+    clock_reset();
+    std::vector<uint64_t> fired;
+    Probe p{};
+    p.fired = &fired;
+    timer_setup(&p.timer, probe_fn, "test.window", 0);
+    mod_timer(&p.timer, jiffies() + 5);
+    uint64_t short_target = 0, long_target = 0, after_short = 0;
+    RandomWalk walk(seed);
+    run_controlled({{"short", 0, [&] {
+                       short_target = jiffies() + 10;  // no seam before advance reads it
+                       advance_jiffies(10);
+                       after_short = jiffies();
+                     }},
+                    {"long", 1, [&] {
+                       long_target = jiffies() + 1000;
+                       advance_jiffies(1000);
+                     }}},
+                   walk);
+    if (jiffies() != std::max(short_target, long_target) || after_short < short_target) ++rewound;
+    EXPECT_EQ(fired.size(), 1u);
+  }
+  EXPECT_EQ(rewound, 0) << "runs (of 200) that ended with the clock set back";
 }
 
 }  // namespace
