@@ -40,6 +40,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -249,7 +250,10 @@ std::string observe(const Scenario& in) {
 }
 
 // The same observation by another tree's scenario tool (a subprocess on a temporary copy).
-std::string observe_with(const std::string& tool, const Scenario& s) {
+// Nothing when that tool did not finish within kReferenceSeconds (killed by timeout(1)):
+// a candidate the reference tree hangs on tells nothing and is not kept.
+constexpr int kReferenceSeconds = 60;
+std::optional<std::string> observe_with(const std::string& tool, const Scenario& s) {
   char path[] = "/tmp/scenario-observe-XXXXXX";
   const int fd = mkstemp(path);
   if (fd < 0) return "mkstemp failed";
@@ -258,12 +262,18 @@ std::string observe_with(const std::string& tool, const Scenario& s) {
   close(fd);
   std::string obs = wrote ? "" : "write failed";
   if (wrote) {
-    const std::string cmd = "'" + tool + "' observe '" + path + "' 2>/dev/null";
+    const std::string cmd = "timeout -s KILL " + std::to_string(kReferenceSeconds) + " '" + tool +
+                            "' observe '" + path + "' 2>/dev/null";
     if (FILE* p = popen(cmd.c_str(), "r")) {
       char buf[4096];
       size_t n;
       while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) obs.append(buf, n);
-      if (pclose(p) != 0) obs += "reference tool failed\n";
+      const int st = pclose(p);
+      if (WIFEXITED(st) && WEXITSTATUS(st) == 137) {  // timeout -s KILL: 128 + SIGKILL
+        unlink(path);
+        return std::nullopt;
+      }
+      if (st != 0) obs += "reference tool failed\n";
     } else {
       obs = "popen failed";
     }
@@ -397,14 +407,22 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   }
   // The predicate: the same crash signature, or (--against) a run that differs from the
   // reference tree's.
+  bool ref_hung = false;
   auto judge = [&](const Scenario& c) -> std::string {
     if (!diff) return signature_of(c);
-    return observe(c) == observe_with(against_tool, c) ? "" : "differs from " + against_tool;
+    const std::optional<std::string> ref = observe_with(against_tool, c);
+    if (!ref) {  // the reference tree hung on it
+      ref_hung = true;
+      return "";
+    }
+    return observe(c) == *ref ? "" : "differs from " + against_tool;
   };
   const std::string sig = judge(s);
   if (sig.empty()) {
     std::fprintf(stderr, "%s: %s; nothing to minimize\n", file.c_str(),
-                 diff ? "runs as on the reference tree" : "does not crash");
+                 !diff      ? "does not crash"
+                 : ref_hung ? ("the reference tool did not finish within " + std::to_string(kReferenceSeconds) + " s").c_str()
+                            : "runs as on the reference tree");
     return 1;
   }
   std::fprintf(stderr, "signature: %s (%zu ops)\n", sig.c_str(), s.ops.size());
@@ -612,7 +630,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
     // The reference tree's results become the expectations of the operations whose
     // results differ here (a report that only this tree makes needs none).
     const std::vector<std::string> here = results_of(observe(s), s.ops.size());
-    const std::vector<std::string> ref = results_of(observe_with(against_tool, s), s.ops.size());
+    const std::vector<std::string> ref = results_of(observe_with(against_tool, s).value_or(""), s.ops.size());
     for (size_t i = 0; i < s.ops.size(); ++i) {
       if (here[i] == ref[i] || ref[i].empty()) continue;
       Scenario one;
