@@ -89,11 +89,17 @@
 //                             freed fires later on it (use-after-free, ASan).
 //   throtl_exit_checks_bit    blk_throtl_exit returns when the policy bit is clear, which
 //                             blkg_destroy_all already cleared (the 2025 td leak).
+//   advance_jiffies_stores_target  the runtime's, not the block layer's: advance_jiffies
+//                             ends by storing its own target, so an advance preempted in its
+//                             window sets the clock back over a later one (found by a
+//                             fuzz_ops campaign): the harness's clock-went-back check.
 #pragma once
 
 #include <atomic>
 #include <string>
 #include <vector>
+
+#include "impl/kern/clock.h"
 
 namespace blk {
 
@@ -161,6 +167,7 @@ struct busted_flags {
         {"conf_create_nowait", &conf_create_nowait},
         {"deactivate_without_blkcg_lock", &deactivate_without_blkcg_lock},
         {"blkg_lookup_mutex_only", &blkg_lookup_mutex_only},
+        {"advance_jiffies_stores_target", &kern::detail::advance_stores_target},
     };
   }
   std::atomic<bool>* by_name(const std::string& name) {

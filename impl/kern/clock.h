@@ -25,6 +25,9 @@ extern std::atomic<uint64_t> jiffies_now;
 extern std::atomic<unsigned> hz_value;  // relaxed: set only between runs
 // Sets jiffies to `t` unless it already is at or after `t` (wrap-aware, as time_after).
 void jiffies_raise_to(uint64_t t);
+// Planted bug (impl/block/busted.h lists it, as advance_jiffies_stores_target): the old
+// store of the target at the end of advance_jiffies. Off except in tests that plant it.
+extern std::atomic<bool> advance_stores_target;
 }  // namespace detail
 inline uint64_t jiffies() { return detail::jiffies_now.load(std::memory_order_acquire); }
 inline unsigned hz() { return detail::hz_value.load(std::memory_order_relaxed); }

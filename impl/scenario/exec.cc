@@ -138,6 +138,7 @@ struct World::Impl {
   bool quiesced = false;
   ExecStats stats;
   int index = 0;  // of the op being run (for messages)
+  uint64_t clock_seen = kern::kInitialJiffies;  // jiffies after the latest operation
 
   void violation(const std::string& sig, const std::string& what) {
     kern::kreport(kern::ReportKind::kOracle, sig, "op " + std::to_string(index) + ": " + what);
@@ -452,6 +453,14 @@ void World::Impl::after_op() {
   const kern::Task* t = kern::current();
   if (t->nr_held != 0)
     violation("lock-held-after-op", std::to_string(t->nr_held) + " lock(s) still held");
+  // Virtual time only moves forward, whichever task moved it (a fuzz_ops campaign found
+  // an advance that, preempted in its window, set the clock back over another task's).
+  const uint64_t now = kern::jiffies();
+  if (kern::time_before(now, clock_seen))
+    violation("clock-went-back", "jiffies is " + std::to_string(now) + " after an operation ended at " +
+                                     std::to_string(clock_seen));
+  else
+    clock_seen = now;
   for (auto& [h, d] : disks) {
     if (d.state != 1 && d.state != 2) continue;
     DiskRef ref(this, &d);  // conc: another task may release it meanwhile

@@ -262,6 +262,15 @@ TEST(SchedBustedDeathTest, BlkgLookupMutexOnlyIsCaught) {
 }
 
 
+// The virtual clock set back by an advance preempted inside its window (found by a
+// fuzz_ops campaign as a bio left in flight at teardown): with the old store planted, the
+// regression's run trips the harness's direct check at the end of T0's wait.
+TEST(SchedBustedDeathTest, AdvanceStoringItsTargetIsCaught) {
+  expect_clean_then_death(load("corpus/regressions/concurrent-advance-rewinds-clock.scn"),
+                          &kern::detail::advance_stores_target, "clock-went-back",
+                          /*reports_abort=*/true);
+}
+
 // #17 (858560b27645, CVE-2021-47379): a deactivation offlining and freeing pds without
 // blkcg->lock while reset_stats walks the blkcg's blkgs under it. A random walk found it
 // at seed 8 (of 40 tried); minimized to one preemption: T1's reset_stats has found the
