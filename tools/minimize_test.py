@@ -6,6 +6,7 @@
   with the bug and passing without it;
 - a preemption routed through a task whose only operation can go is retargeted, and the
   task goes;
+- a preemption to a task without operations goes even with no time for any pass;
 - a failing expectation that describes a whole run (the v1 scenario with the v1-stats bug
   of #21 planted) shrinks differentially (--against, here the same tool without the bug)
   to a scenario that fails with the bug and passes without it."""
@@ -78,6 +79,17 @@ class Minimize(unittest.TestCase):
             self.assertLessEqual(len(ops_of(text)), want, text)
             self.assertNotEqual(run("run", "--busted=blkg_create_after_offline", str(out)).returncode, 0)
             self.assertEqual(run("run", str(out)).returncode, 0, text)
+
+    def test_preemption_to_a_task_without_operations_goes_without_time(self):
+        # A preemption to a task that has no operation does nothing; it goes even when the
+        # budget is spent before any pass (--time=0).
+        reg = (ROOT / "corpus/regressions/assoc-racing-rmdir.scn").read_text()
+        with tempfile.TemporaryDirectory() as d:
+            src, out = Path(d) / "noop.scn", Path(d) / "min.scn"
+            src.write_text(reg + "preempt T2 op=7 seam=1 T5\n")
+            r = run("minimize", "--busted=blkg_create_after_offline", "--time=0", str(src), str(out))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("T5", out.read_text())
 
     def test_differential_expectation(self):
         src = ROOT / "corpus/scenarios/legacy.scn"
