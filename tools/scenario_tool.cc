@@ -249,6 +249,19 @@ std::string observe(const Scenario& in) {
   return obs;
 }
 
+// The tasks that run on fibers in a scheduled run: those with operations after the
+// prologue (schedule.h). A preemption naming any other task never fires.
+std::vector<int> fiber_tasks(const Scenario& s) {
+  std::vector<int> tasks;
+  bool prologue = true;
+  for (const scenario::Op& op : s.ops) {
+    prologue = prologue && op.task == 0;
+    if (!prologue && std::find(tasks.begin(), tasks.end(), op.task) == tasks.end())
+      tasks.push_back(op.task);
+  }
+  return tasks;
+}
+
 // The same observation by another tree's scenario tool (a subprocess on a temporary copy).
 // Nothing when that tool did not finish within kReferenceSeconds (killed by timeout(1)):
 // a candidate the reference tree hangs on tells nothing and is not kept.
@@ -419,10 +432,11 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   };
   const std::string sig = judge(s);
   if (sig.empty()) {
-    std::fprintf(stderr, "%s: %s; nothing to minimize\n", file.c_str(),
-                 !diff      ? "does not crash"
-                 : ref_hung ? ("the reference tool did not finish within " + std::to_string(kReferenceSeconds) + " s").c_str()
-                            : "runs as on the reference tree");
+    const std::string why =
+        !diff      ? "does not crash"
+        : ref_hung ? "the reference tool did not finish within " + std::to_string(kReferenceSeconds) + " s"
+                   : "runs as on the reference tree";
+    std::fprintf(stderr, "%s: %s; nothing to minimize\n", file.c_str(), why.c_str());
     return 1;
   }
   std::fprintf(stderr, "signature: %s (%zu ops)\n", sig.c_str(), s.ops.size());
@@ -507,13 +521,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   // retargeted at each task that still has operations, alone and then with the moves above.
   auto reseam = [&](Scenario* c, size_t first_removed) {
     if (reseam_moves(c, first_removed)) return true;
-    std::vector<int> live;  // the tasks with operations after the prologue
-    bool prologue = true;
-    for (const scenario::Op& op : c->ops) {
-      prologue = prologue && op.task == 0;
-      if (!prologue && std::find(live.begin(), live.end(), op.task) == live.end())
-        live.push_back(op.task);
-    }
+    const std::vector<int> live = fiber_tasks(*c);
     for (size_t k = 0; k < c->sched.preempts.size() && elapsed() < seconds; ++k) {
       const int to = c->sched.preempts[k].to;
       if (std::find(live.begin(), live.end(), to) != live.end()) continue;
@@ -630,8 +638,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   // operation left does nothing (the scheduler finds no such task runnable), and only
   // misleads a reader. Dropped together, confirmed with one run.
   if (!s.sched.preempts.empty()) {
-    std::vector<int> tasks;
-    for (const scenario::Op& op : s.ops) tasks.push_back(op.task);
+    const std::vector<int> tasks = fiber_tasks(s);
     auto has_ops = [&](int t) { return std::find(tasks.begin(), tasks.end(), t) != tasks.end(); };
     Scenario c = s;
     std::erase_if(c.sched.preempts,
