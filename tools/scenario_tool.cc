@@ -249,19 +249,6 @@ std::string observe(const Scenario& in) {
   return obs;
 }
 
-// The tasks that run on fibers in a scheduled run: those with operations after the
-// prologue (schedule.h). A preemption naming any other task never fires.
-std::vector<int> fiber_tasks(const Scenario& s) {
-  std::vector<int> tasks;
-  bool prologue = true;
-  for (const scenario::Op& op : s.ops) {
-    prologue = prologue && op.task == 0;
-    if (!prologue && std::find(tasks.begin(), tasks.end(), op.task) == tasks.end())
-      tasks.push_back(op.task);
-  }
-  return tasks;
-}
-
 // The same observation by another tree's scenario tool (a subprocess on a temporary copy).
 // Nothing when that tool did not finish within kReferenceSeconds (killed by timeout(1)):
 // a candidate the reference tree hangs on tells nothing and is not kept.
@@ -521,7 +508,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   // retargeted at each task that still has operations, alone and then with the moves above.
   auto reseam = [&](Scenario* c, size_t first_removed) {
     if (reseam_moves(c, first_removed)) return true;
-    const std::vector<int> live = fiber_tasks(*c);
+    const std::vector<int> live = scenario::fiber_tasks(*c);
     for (size_t k = 0; k < c->sched.preempts.size() && elapsed() < seconds; ++k) {
       const int to = c->sched.preempts[k].to;
       if (std::find(live.begin(), live.end(), to) != live.end()) continue;
@@ -638,7 +625,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   // operation left does nothing (the scheduler finds no such task runnable), and only
   // misleads a reader. Dropped together, confirmed with one run.
   if (!s.sched.preempts.empty()) {
-    const std::vector<int> tasks = fiber_tasks(s);
+    const std::vector<int> tasks = scenario::fiber_tasks(s);
     auto has_ops = [&](int t) { return std::find(tasks.begin(), tasks.end(), t) != tasks.end(); };
     Scenario c = s;
     std::erase_if(c.sched.preempts,

@@ -61,6 +61,16 @@ int ScheduleSource::choose(const std::vector<int>& runnable, int cur, kern::Seam
   return last_ = pick;
 }
 
+std::vector<int> fiber_tasks(const Scenario& s) {
+  size_t prologue = 0;
+  while (prologue < s.ops.size() && s.ops[prologue].task == 0) ++prologue;
+  std::vector<int> tags;
+  for (size_t k = prologue; k < s.ops.size(); ++k)
+    if (std::find(tags.begin(), tags.end(), s.ops[k].task) == tags.end()) tags.push_back(s.ops[k].task);
+  std::sort(tags.begin(), tags.end());
+  return tags;
+}
+
 ConcurrentRun run_concurrent(const Scenario& s, bool record_trace,
                              const std::function<void(const Preempt&)>& on_preempt) {
   ConcurrentRun out;
@@ -68,10 +78,7 @@ ConcurrentRun run_concurrent(const Scenario& s, bool record_trace,
   // run alone, first (the setup every task then races on).
   size_t prologue = 0;
   while (prologue < s.ops.size() && s.ops[prologue].task == 0) ++prologue;
-  std::vector<int> tags;
-  for (size_t k = prologue; k < s.ops.size(); ++k)
-    if (std::find(tags.begin(), tags.end(), s.ops[k].task) == tags.end()) tags.push_back(s.ops[k].task);
-  std::sort(tags.begin(), tags.end());
+  const std::vector<int> tags = fiber_tasks(s);
   out.tasks = static_cast<int>(tags.size());
   World w(s.ops.empty() || s.ops[0].kind != OpKind::kLegacy, /*concurrent=*/true);
   std::vector<FiberState> fibers(tags.size());

@@ -69,8 +69,13 @@ struct ConcurrentRun {
   int tasks = 0;
 };
 
+// The task tags that run on fibers, ascending: those with operations after the prologue
+// (the operations before the first one tagged with another task than T0, which run alone
+// first). A preemption naming any other task never fires.
+std::vector<int> fiber_tasks(const Scenario& s);
+
 // Runs `s` with its schedule (kNone counts as kList) in a fresh world: one fiber per task
-// tag that has operations, then the deep checks and teardown outside the fibers.
+// tag of fiber_tasks(s), then the deep checks and teardown outside the fibers.
 // Violations go to the report sink.
 // on_preempt: as ScheduleSource's record.
 ConcurrentRun run_concurrent(const Scenario& s, bool record_trace = false,
