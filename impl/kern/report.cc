@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #include "impl/kern/task.h"
@@ -121,8 +122,29 @@ std::string ReportCapture::dump() const {
   return out;
 }
 
+ExpectWarn::ExpectWarn(const char* func) {
+  Task* t = current();
+  saved_func_ = t->expected_warn_func;
+  saved_count_ = t->expected_warns;
+  t->expected_warn_func = func;
+  t->expected_warns = 0;
+}
+
+ExpectWarn::~ExpectWarn() {
+  Task* t = current();
+  t->expected_warn_func = saved_func_;
+  t->expected_warns = saved_count_;
+}
+
+int ExpectWarn::fired() const { return current()->expected_warns; }
+
 namespace detail {
 void warn_fired(const char* cond, const char* file, int line, const char* func, bool bug) {
+  Task* t = current();
+  if (!bug && t->expected_warn_func && std::strcmp(t->expected_warn_func, func) == 0) {
+    ++t->expected_warns;
+    return;
+  }
   // The signature names the function and condition, not the line, so it survives edits.
   std::string sig = std::string(bug ? "BUG_ON" : "WARN_ON") + "(" + cond + ") in " + func;
   std::string text = std::string(bug ? "BUG_ON" : "WARN_ON") + "(" + cond + ") at " + file +

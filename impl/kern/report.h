@@ -83,6 +83,26 @@ class ReportCapture {
   ReportMode saved_;
 };
 
+// ExpectWarn: for its scope, a WARN_ON that the current task fires inside the function
+// `func` (its __func__) is counted instead of reported. It is for a harness probing a guard
+// whose documented answer to a caller's misuse is a warning and an error code (activating
+// a policy that has no pd callbacks): the harness checks the warning fired once, so a bug
+// that drops the guard shows as a missing warning, or as the crash the guard prevents.
+// Per task: other tasks, fibers and threads still report their warnings; a BUG_ON is
+// never counted. Scopes nest (the inner one wins until it ends).
+class ExpectWarn {
+ public:
+  explicit ExpectWarn(const char* func);
+  ~ExpectWarn();
+  ExpectWarn(const ExpectWarn&) = delete;
+  ExpectWarn& operator=(const ExpectWarn&) = delete;
+  int fired() const;  // warnings counted so far in this scope
+
+ private:
+  const char* saved_func_;
+  int saved_count_;
+};
+
 namespace detail {
 [[gnu::cold]] void warn_fired(const char* cond, const char* file, int line, const char* func,
                               bool bug);

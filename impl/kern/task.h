@@ -97,6 +97,10 @@ struct Task {
   // flusher, an interrupt delivery under its sender). That task cannot run until this one
   // returns, so waiting for a lock it holds can never end (lock.cc reports it).
   Task* inline_parent = nullptr;
+  // ExpectWarn (report.h): a WARN_ON this task fires inside this function is counted in
+  // expected_warns, not reported. Per task for the same reason as running_work.
+  const char* expected_warn_func = nullptr;
+  int expected_warns = 0;
 
   // "T3(kworker/0)" style name for reports.
   std::string label() const;

@@ -4,11 +4,39 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "impl/kern/cpu.h"
 #include "impl/kern/report.h"
 
 namespace kern {
 namespace {
+
+// Two guards, told apart by their __func__.
+bool guarded_call(bool misuse) { return WARN_ON(misuse); }
+bool other_call(bool misuse) { return WARN_ON(misuse); }
+
+TEST(TaskTest, ExpectWarnCountsOnlyTheNamedFunctionOnThisTask) {
+  ReportCapture cap;
+  {
+    ExpectWarn w("guarded_call");
+    EXPECT_TRUE(guarded_call(true));
+    EXPECT_FALSE(guarded_call(false));
+    EXPECT_EQ(w.fired(), 1);
+    EXPECT_TRUE(other_call(true));                    // another function: reported
+    std::thread([] { guarded_call(true); }).join();  // another task: reported
+    {
+      ExpectWarn inner("other_call");
+      other_call(true);
+      guarded_call(true);  // the inner scope names other_call: reported
+      EXPECT_EQ(inner.fired(), 1);
+    }
+    guarded_call(true);
+    EXPECT_EQ(w.fired(), 2);  // the outer count survives the inner scope
+  }
+  guarded_call(true);  // out of scope: reported
+  EXPECT_EQ(cap.count(ReportKind::kWarn), 4u) << cap.dump();
+}
 
 TEST(TaskTest, ProcessContextIsPreemptible) {
   EXPECT_TRUE(preemptible());
