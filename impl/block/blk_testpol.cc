@@ -20,7 +20,11 @@ struct test_pd : blkg_policy_data {
   uint64_t parent_id = 0;  // 0: none
 };
 
-struct test_cpd : blkcg_policy_data {};
+// A per-cgroup setting, as real policies keep one (bfq's and iocost's weight): pd_alloc
+// reads it from the pd's blkcg.
+struct test_cpd : blkcg_policy_data {
+  uint32_t weight = 100;
+};
 
 // Counters are the checker's own bookkeeping (plain mutex, no seam).
 std::mutex mu;
@@ -52,7 +56,19 @@ void expect(test_pd* pd, St want, const char* step) {
     violation(step, std::string("pd in state ") + st_name(pd->st) + ", expected " + st_name(want));
 }
 
-blkg_policy_data* pd_alloc(request_queue*, blkcg*, kern::gfp_t gfp) {
+extern blkcg_policy the_policy;  // defined below, after its callbacks
+
+blkg_policy_data* pd_alloc(request_queue*, blkcg* bc, kern::gfp_t gfp) {
+  // A registered policy with cpd callbacks has a cpd in every blkcg, so a pd can read its
+  // cgroup's settings (06b285bd1125: a blkcg without blkgs at registration got none, and
+  // the policy's pd_init later dereferenced the empty slot). The read is real: a cpd
+  // freed too early is a use-after-free here.
+  const int plid = the_policy.plid;
+  if (bc && plid >= 0) {
+    auto* cpd = static_cast<test_cpd*>(bc->cpd[plid]);
+    if (!cpd) violation("pd-without-cpd", "pd allocated for a blkcg that has no cpd of the policy");
+    else if (cpd->weight == 0) violation("pd-without-cpd", "the blkcg's cpd was never initialised");
+  }
   test_pd* pd = kern::kzalloc_obj<test_pd>(gfp, "pd_alloc.testpol");
   if (pd) {
     std::lock_guard<std::mutex> g(mu);
@@ -153,6 +169,32 @@ void cpd_free(blkcg_policy_data* cpd) {
   kern::kfree(static_cast<test_cpd*>(cpd));
 }
 
+// The cpd-only policy: per-cgroup data and nothing per disk, as blk-ioprio has been since
+// it stopped being activated. Registering it allocates a cpd in every blkcg; activating it
+// must be refused (b925680cf083).
+blkcg_policy_data* cpd_only_alloc(kern::gfp_t gfp) {
+  test_cpd* cpd = kern::kzalloc_obj<test_cpd>(gfp, "cpd_alloc.testpol_cpd");
+  if (cpd) {
+    std::lock_guard<std::mutex> g(mu);
+    counters.cpd_only_alloc++;
+  }
+  return cpd;
+}
+
+void cpd_only_free(blkcg_policy_data* cpd) {
+  {
+    std::lock_guard<std::mutex> g(mu);
+    counters.cpd_only_free++;
+  }
+  kern::kfree(static_cast<test_cpd*>(cpd));
+}
+
+blkcg_policy the_cpd_only_policy{
+    .name = "testpol_cpd",
+    .cpd_alloc_fn = cpd_only_alloc,
+    .cpd_free_fn = cpd_only_free,
+};
+
 blkcg_policy the_policy{
     .name = "testpol",
     .cpd_alloc_fn = cpd_alloc,
@@ -168,6 +210,7 @@ blkcg_policy the_policy{
 }  // namespace
 
 blkcg_policy* testpol() { return &the_policy; }
+blkcg_policy* testpol_cpd_only() { return &the_cpd_only_policy; }
 
 testpol_counters testpol_get_counters() {
   std::lock_guard<std::mutex> g(mu);

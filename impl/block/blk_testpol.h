@@ -11,7 +11,12 @@
 //   - no callback runs on a pd after its free (pds are really freed: ASan sees a late use);
 //   - pd_reset_stats (blkio.reset_stats, a walker under blkcg->lock) only meets pds that
 //     are initialised or online (858560b27645: pds offlined and freed without that lock);
-//   - cpds are allocated and freed once each.
+//   - cpds are allocated and freed once each;
+//   - a pd is allocated only for a blkcg that has the policy's cpd (pd_alloc reads it, as
+//     real policies read their per-cgroup weight: 06b285bd1125).
+// testpol_cpd_only() is a second policy with cpd callbacks and no pd callbacks (blk-ioprio's
+// shape): registering it gives every blkcg a cpd; activating it must fail with -EINVAL and
+// a warning (b925680cf083), never call the absent pd_alloc_fn.
 // Counters (calls per callback, live pds/cpds) let tests assert balances. State is
 // process-global; testpol_reset() starts a fresh world (every pd must be freed by then).
 #pragma once
@@ -25,6 +30,7 @@ namespace blk {
 struct testpol_counters {
   uint64_t pd_alloc = 0, pd_init = 0, pd_online = 0, pd_offline = 0, pd_free = 0;
   uint64_t cpd_alloc = 0, cpd_free = 0;
+  uint64_t cpd_only_alloc = 0, cpd_only_free = 0;  // testpol_cpd_only()'s cpds
   uint64_t pd_reset_stats = 0;
   int64_t live_pds() const { return static_cast<int64_t>(pd_alloc - pd_free); }
   int64_t live_cpds() const { return static_cast<int64_t>(cpd_alloc - cpd_free); }
@@ -33,6 +39,7 @@ struct testpol_counters {
 // The policy object, its lifecycle counters, and a reset between tests. Context: any;
 // reset only while no queue has the policy active.
 blkcg_policy* testpol();
+blkcg_policy* testpol_cpd_only();
 testpol_counters testpol_get_counters();
 void testpol_reset();
 

@@ -250,5 +250,25 @@ TEST_F(PolicyTest, TestpolReportsChildInitBeforeParent) {
   blkcg_policy_unregister(pol);
 }
 
+
+// 06b285bd1125: a blkcg without this policy's cpd must never get one of its pds. Planted
+// by emptying a real blkcg's slot; the pd_alloc of the activation's walk reports it.
+TEST_F(PolicyTest, TestpolReportsPdForBlkcgWithoutCpd) {
+  World w;
+  blkcg* a = w.a->io;
+  ASSERT_NE(blkg_lookup_create(a, w.q()), nullptr);  // a blkg in /a for the walk to meet
+  const int plid = testpol()->plid;
+  blkcg_policy_data* saved = a->cpd[plid];
+  a->cpd[plid] = nullptr;
+  {
+    kern::ReportCapture cap;
+    EXPECT_EQ(blkcg_activate_policy(w.q(), testpol()), 0);
+    ASSERT_EQ(cap.count(kern::ReportKind::kOracle), 1u) << cap.dump();
+    EXPECT_EQ(cap.reports()[0].signature, "testpol:pd-without-cpd");
+  }
+  a->cpd[plid] = saved;
+  blkcg_deactivate_policy(w.q(), testpol());
+}
+
 }  // namespace
 }  // namespace blk
