@@ -61,6 +61,10 @@
 //                       holding q->blkcg_mutex only (before 858560b27645, CVE-2021-47379):
 //                       reset_stats under blkcg->lock meets an offline or freed pd
 //                       (testpol's pd_reset_stats check; ASan).
+//   activate_no_pd_fn_check  blkcg_activate_policy accepts a policy without pd callbacks
+//                       (before b925680cf083): activating the cpd-only test policy calls
+//                       the absent pd_alloc_fn (corpus/scenarios/policy-cpd-only.scn; a
+//                       SEGV under ASan/TSan).
 // blk-throttle (each caught by the throtl conformance scenario named):
 //   throtl_trim_no_slack      trim discards the slice it should keep (before 29cb95593430):
 //                             the rate falls below the limit at HZ=100 (throtl/001).
@@ -121,6 +125,7 @@ struct busted_flags {
   std::atomic<bool> conf_create_nowait{false};
   std::atomic<bool> deactivate_without_blkcg_lock{false};
   std::atomic<bool> blkg_lookup_mutex_only{false};
+  std::atomic<bool> activate_no_pd_fn_check{false};
   std::atomic<bool> throtl_trim_no_slack{false};
   std::atomic<bool> throtl_no_carryover{false};
   std::atomic<bool> throtl_split_charges_bps{false};
@@ -167,6 +172,7 @@ struct busted_flags {
         {"conf_create_nowait", &conf_create_nowait},
         {"deactivate_without_blkcg_lock", &deactivate_without_blkcg_lock},
         {"blkg_lookup_mutex_only", &blkg_lookup_mutex_only},
+        {"activate_no_pd_fn_check", &activate_no_pd_fn_check},
         {"advance_jiffies_stores_target", &kern::detail::advance_stores_target},
     };
   }

@@ -378,7 +378,8 @@ void encode_op(Writer& w, const Op& op) {
     w.byte(static_cast<uint8_t>(op.task));
     w.task = op.task;
   }
-  w.byte(static_cast<uint8_t>(op.kind));
+  w.byte(static_cast<uint8_t>(static_cast<unsigned>(op.kind) |
+                             (is_pol_op(op.kind) && op.cpd_only ? 0x20u : 0u)));
   switch (op.kind) {
     case OpKind::kMkdir:
       w.path("/");  // parent of a literal: unused
@@ -571,6 +572,7 @@ void decode_binary(const uint8_t* data, size_t size, Scenario* out) {
     Op op;
     op.kind = static_cast<OpKind>(kind);
     op.task = task;
+    if (is_pol_op(op.kind)) op.cpd_only = (code >> 5) & 1;  // bit 5: the cpd-only policy
     if (!d.args(op)) break;  // truncated: the scenario ends here
     last_valid = d.valid;
     if (!d.valid) continue;

@@ -135,6 +135,10 @@ struct World::Impl {
   std::vector<std::string> removed;  // cgroups removed (their blkgs may still be releasing)
   bool faults = false;               // fault injection configured: ENOMEM is allowed
   bool testpol_registered = false;
+  bool cpd_only_registered = false;  // blk::testpol_cpd_only()
+  static blk::blkcg_policy* policy_of(const Op& op) {
+    return op.cpd_only ? blk::testpol_cpd_only() : blk::testpol();
+  }
   bool quiesced = false;
   ExecStats stats;
   int index = 0;  // of the op being run (for messages)
@@ -810,39 +814,57 @@ OpResult World::Impl::run(const Op& op) {
       blk::css_put(css);
       break;
     }
-    case OpKind::kPolRegister:
+    case OpKind::kPolRegister: {
+      bool& registered = op.cpd_only ? cpd_only_registered : testpol_registered;
       if (pol_busy) r.value = -EBUSY;
-      else if (testpol_registered) r.value = -EEXIST;
+      else if (registered) r.value = -EEXIST;
       else {
         BusyGuard busy(&pol_busy);
-        if ((r.value = blk::blkcg_policy_register(blk::testpol())) == 0) testpol_registered = true;
+        if ((r.value = blk::blkcg_policy_register(policy_of(op))) == 0) registered = true;
       }
       break;
-    case OpKind::kPolUnregister:
+    }
+    case OpKind::kPolUnregister: {
       // A module unloads its policy only once no queue uses it: the module reference
       // counted in nr_queues. The harness cannot judge this from its own disk handles:
       // a released disk still has the policy while someone inside the block layer (a
       // config write's open bdev) holds it (fuzz_sched found the harness unregistering
       // under such a write, whose new blkg then freed its pd through the empty slot).
+      bool& registered = op.cpd_only ? cpd_only_registered : testpol_registered;
       if (pol_busy || pol_users > 0) r.value = -EBUSY;
-      else if (!testpol_registered) r.value = -ENOENT;
-      else if (blk::testpol()->nr_queues.load(std::memory_order_relaxed) != 0) r.value = -EBUSY;
+      else if (!registered) r.value = -ENOENT;
+      else if (policy_of(op)->nr_queues.load(std::memory_order_relaxed) != 0) r.value = -EBUSY;
       else {
         BusyGuard busy(&pol_busy);
-        testpol_registered = false;
-        blk::blkcg_policy_unregister(blk::testpol());
+        registered = false;
+        blk::blkcg_policy_unregister(policy_of(op));
       }
       break;
+    }
     case OpKind::kPolActivate:
     case OpKind::kPolDeactivate: {
       DiskSlot* d = disk(op.a);
       DiskRef ref(this, d);
+      const bool registered = op.cpd_only ? cpd_only_registered : testpol_registered;
       if (!ref.g) r.value = -EBADF;
-      else if (!testpol_registered || pol_busy || d->state != 1) r.value = -EINVAL;
-      else {
+      else if (!registered || pol_busy || d->state != 1) r.value = -EINVAL;
+      else if (op.kind == OpKind::kPolActivate && op.cpd_only) {
+        // The misuse the core guards against: a policy without pd callbacks cannot be
+        // activated; the answer is -EINVAL and a warning (b925680cf083). Without the
+        // guard, the walk over the blkgs calls the absent pd_alloc_fn.
         ++pol_users;
-        if (op.kind == OpKind::kPolActivate) r.value = blk::blkcg_activate_policy(ref.g->queue, blk::testpol());
-        else blk::blkcg_deactivate_policy(ref.g->queue, blk::testpol());
+        kern::ExpectWarn warn("blkcg_activate_policy");
+        r.value = blk::blkcg_activate_policy(ref.g->queue, policy_of(op));
+        const int warned = warn.fired();
+        --pol_users;
+        if (r.value != -EINVAL || warned != 1)
+          violation("cpd-only-activation",
+                    "activating a policy without pd callbacks returned " + std::to_string(r.value) +
+                        " with " + std::to_string(warned) + " warning(s) (want -EINVAL and one)");
+      } else {
+        ++pol_users;
+        if (op.kind == OpKind::kPolActivate) r.value = blk::blkcg_activate_policy(ref.g->queue, policy_of(op));
+        else blk::blkcg_deactivate_policy(ref.g->queue, policy_of(op));
         --pol_users;
       }
       break;
@@ -985,6 +1007,10 @@ void World::Impl::quiesce() {
   if (testpol_registered) {
     blk::blkcg_policy_unregister(blk::testpol());
     testpol_registered = false;
+  }
+  if (cpd_only_registered) {
+    blk::blkcg_policy_unregister(blk::testpol_cpd_only());
+    cpd_only_registered = false;
   }
   for (const auto& [pid, path] : model.procs()) h.attach_task(h.root(), pid);
   std::vector<std::string> paths = model.live_paths();  // sorted: parents before children

@@ -36,10 +36,10 @@ enum class OpKind : uint8_t {
   kComplete,      // complete B [ERRNO]           (bio_endio of a bio never submitted)
   kWait,          // wait B [max=JIFFIES]         (advance until B completes)
   kFlush,         // flush PATH                   (cgroup_rstat_flush)
-  kPolRegister,   // pol_register                 (the test policy)
-  kPolUnregister, // pol_unregister
-  kPolActivate,   // pol_activate D
-  kPolDeactivate, // pol_deactivate D
+  kPolRegister,   // pol_register [cpd_only]      (the test policy, or the cpd-only one)
+  kPolUnregister, // pol_unregister [cpd_only]
+  kPolActivate,   // pol_activate D [cpd_only]
+  kPolDeactivate, // pol_deactivate D [cpd_only]
   kAdvance,       // advance JIFFIES
   kRun,           // run                          (pending work items)
   kFaultNth,      // fault_nth N
@@ -76,6 +76,7 @@ struct Op {
   BioOp bio_op = BioOp::kRead;
   unsigned flags = 0;  // kFlag*
   bool nowait = false;
+  bool cpd_only = false;  // pol_*: the cpd-only test policy instead of testpol
   Ctx ctx = Ctx::kProcess;
   Expect expect;
   bool operator==(const Op&) const = default;
@@ -115,7 +116,11 @@ struct Scenario {
 // Paths, file names and fault-site names use [A-Za-z0-9/._-] only, without "//" (both
 // forms enforce it: "//b" and "/b" would be one path in the binary form).
 bool name_ok(const std::string& s);
-inline constexpr int kMaxTask = 7;  // task tags T0..T7
+inline constexpr int kMaxTask = 7;
+inline bool is_pol_op(OpKind k) {
+  return k == OpKind::kPolRegister || k == OpKind::kPolUnregister || k == OpKind::kPolActivate ||
+         k == OpKind::kPolDeactivate;
+}  // task tags T0..T7
 
 inline constexpr int kMaxPctDepth = 8;
 

@@ -232,6 +232,7 @@ struct LineParser {
       else if (op.kind == OpKind::kBio && w == "punt") op.flags |= kFlagPunt;
       else if (op.kind == OpKind::kBio && w == "wb") op.flags |= kFlagWb;
       else if ((op.kind == OpKind::kAssoc || op.kind == OpKind::kClone) && w == "nowait") op.nowait = true;
+      else if (is_pol_op(op.kind) && w == "cpd_only") op.cpd_only = true;
       else if (op.kind == OpKind::kAssoc && key == "ctx" && val == "process") op.ctx = Ctx::kProcess;
       else if (op.kind == OpKind::kAssoc && key == "ctx" && val == "atomic") op.ctx = Ctx::kAtomic;
       else if (op.kind == OpKind::kAssoc && key == "ctx" && val == "softirq") op.ctx = Ctx::kSoftirq;
@@ -516,6 +517,7 @@ std::string op_to_text(const Op& op) {
     case OpKind::kFaultProb: s += " " + std::to_string(op.n) + " " + std::to_string(op.m); break;
     default: break;
   }
+  if (is_pol_op(op.kind) && op.cpd_only) s += " cpd_only";
   const Expect& e = op.expect;
   switch (e.kind) {
     case Expect::kNone: break;

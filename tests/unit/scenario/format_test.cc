@@ -35,6 +35,8 @@ pol_register
 pol_activate d0
 pol_deactivate d0
 pol_unregister
+pol_register cpd_only => 0
+pol_activate d0 cpd_only => -EINVAL
 T3: advance 100
 run
 fault_nth 7
@@ -52,7 +54,7 @@ TEST(ScenarioFormat, TextRoundTrip) {
   Scenario s;
   ParseError err;
   ASSERT_TRUE(parse_text(kSample, "sample.scn", &s, &err)) << err.str();
-  EXPECT_EQ(s.ops.size(), 33u);
+  EXPECT_EQ(s.ops.size(), 35u);
   const std::string text = to_text(s);
   Scenario again;
   ASSERT_TRUE(parse_text(text, "printed", &again, &err)) << err.str() << "\n" << text;
