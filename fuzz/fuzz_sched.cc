@@ -10,10 +10,14 @@
 // Inputs with no schedule or more than four tasks are rejected (-1: not added to the
 // corpus). Every 64th input also runs twice and compares the traces: a divergence is a
 // NONDETERMINISM report naming the step and seam where the runs parted.
+//
+// Under libFuzzer, one mutation in three changes only the schedule (sched_mutate.h); the
+// others are libFuzzer's own. AFL++ and the replay driver never call the custom mutator.
 #include <cstddef>
 #include <cstdint>
 
 #include "fuzz/fuzz_common.h"
+#include "fuzz/sched_mutate.h"
 #include "impl/scenario/binary.h"
 #include "impl/scenario/schedule.h"
 
@@ -30,4 +34,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (++runs % 64 == 0) scenario::check_determinism(s);
   else scenario::run_concurrent(s);
   return 0;
+}
+
+// libFuzzer's own mutator; weak so that the replay driver and AFL++'s driver, which do not
+// provide it, still link.
+extern "C" __attribute__((weak)) size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
+
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size,
+                                          unsigned int seed) {
+  if (seed % 3 == 0 || !LLVMFuzzerMutate) {
+    if (const size_t n = fuzz::mutate_schedule(data, size, max_size, seed)) return n;
+  }
+  return LLVMFuzzerMutate ? LLVMFuzzerMutate(data, size, max_size) : size;
 }

@@ -17,6 +17,11 @@ from xml.sax.saxutils import escape, quoteattr
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# libFuzzer's default length control, passed to every target explicitly: libFuzzer turns
+# it off for a target with a custom mutator (fuzz_sched's schedule mutation), whose inputs
+# then grow to max_len at once and run three times slower.
+LEN_CONTROL = "-len_control=100"
+
 # The first line of any report the suite's checkers or the sanitizers print. The impl's
 # report sink prints "!!!" lines in count mode and the report header in abort mode.
 REPORT_MARKERS = (

@@ -333,7 +333,7 @@ def run_fuzz(scratch: Path, det: dict, out: Path, budget: float, seed: int,
                UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
     cmd = [str(scratch / "build/fuzz/fuzz" / name), str(work), str(scratch / "corpus" / name),
            f"-max_total_time={int(budget)}", f"-seed={seed}",
-           f"-dict={scratch / 'fuzz' / (name + '.dict')}", f"-artifact_prefix={art}/",
+           f"-dict={scratch / 'fuzz' / (name + '.dict')}", btlib.LEN_CONTROL, f"-artifact_prefix={art}/",
            "-print_final_stats=1"]
     res = btlib.run_streaming(cmd, cwd=out, env=env, timeout=budget + 60, log=out / f"{name}.log",
                               markers=btlib.REPORT_MARKERS)

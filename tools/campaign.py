@@ -157,7 +157,7 @@ class Campaign:
             log = log.with_name(f"{target}-{n:05d}-{san}.log")
             cmd = [str(fuzz_dir / target), str(corpus), str(ROOT / "corpus" / target),
                    f"-max_total_time={budget}", f"-seed={seed}", f"-dict={ROOT / 'fuzz' / (target + '.dict')}",
-                   f"-artifact_prefix={raw}/", "-print_final_stats=1", "-timeout=25",
+                   btlib.LEN_CONTROL, f"-artifact_prefix={raw}/", "-print_final_stats=1", "-timeout=25",
                    "-rss_limit_mb=4096", "-reload=30"]
         logf = open(log, "w")
         logf.write(f"$ {' '.join(cmd)}\n")

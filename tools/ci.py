@@ -109,7 +109,7 @@ def fuzz_step(seed: int, scale: float, jobs: int, outdir: Path) -> tuple[list, l
                    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
         cmd = [ROOT / "build/fuzz/fuzz" / target, work, ROOT / "corpus" / target, f"-runs={n}",
                f"-seed={seed}", f"-dict={ROOT / 'fuzz' / (target + '.dict')}",
-               f"-artifact_prefix={art}/", "-print_final_stats=1"]
+               btlib.LEN_CONTROL, f"-artifact_prefix={art}/", "-print_final_stats=1"]
         print(f"== fuzz: {target}, {n} runs, seed {seed} ==", flush=True)
         res = btlib.run_streaming(cmd, cwd=ROOT, env=env, timeout=20 * 60, log=outdir / f"fuzz-{target}.log",
                                   markers=btlib.REPORT_MARKERS)

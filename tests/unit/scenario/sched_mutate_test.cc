@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT
+// fuzz_sched's schedule-only mutation: the operations survive, the schedule changes, and
+// every preemption it places can fire.
+#include "fuzz/sched_mutate.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <string>
+
+#include "impl/scenario/text.h"
+
+namespace fuzz {
+namespace {
+
+using scenario::Schedule;
+using scenario::Scenario;
+
+Scenario load(const std::string& rel) {
+  std::ifstream in(std::string(BLKCG_SOURCE_DIR) + "/" + rel);
+  EXPECT_TRUE(in) << rel;
+  Scenario s;
+  scenario::ParseError err;
+  EXPECT_TRUE(scenario::parse_text(
+      std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()), rel, &s, &err))
+      << err.str();
+  return s;
+}
+
+// Mutates `s` `n` times from its own encoding, checking each result; returns the kinds seen.
+std::set<int> mutate_many(const Scenario& s, int n) {
+  const std::vector<uint8_t> in = scenario::encode_binary(s);
+  const std::vector<int> tasks = scenario::fiber_tasks(s);
+  size_t prologue = 0;
+  while (prologue < s.ops.size() && s.ops[prologue].task == 0) ++prologue;
+  std::set<int> kinds;
+  int changed = 0;
+  for (int i = 0; i < n; ++i) {
+    std::vector<uint8_t> buf(in);
+    buf.resize(in.size() + 256);
+    const size_t size = mutate_schedule(buf.data(), in.size(), buf.size(), static_cast<uint64_t>(i));
+    if (size == 0) continue;
+    ++changed;
+    const Scenario out = scenario::decode_binary(buf.data(), size);
+    EXPECT_EQ(out.ops, s.ops) << "seed " << i;
+    EXPECT_NE(out.sched, s.sched) << "seed " << i;
+    kinds.insert(out.sched.kind);
+    for (const scenario::Preempt& p : out.sched.preempts) {
+      // Only where it can fire: an operation of the named task after the prologue, towards
+      // another fiber task (entries the input already had are kept as they were).
+      bool old = false;
+      for (const scenario::Preempt& q : s.sched.preempts) old |= q.task == p.task && q.op == p.op;
+      if (old) continue;
+      const bool in_range = p.op >= static_cast<int>(prologue) && p.op < static_cast<int>(s.ops.size());
+      EXPECT_TRUE(in_range) << "op " << p.op;
+      if (in_range) EXPECT_EQ(s.ops[static_cast<size_t>(p.op)].task, p.task);
+      EXPECT_NE(p.to, p.task);
+      EXPECT_NE(std::find(tasks.begin(), tasks.end(), p.to), tasks.end());
+      EXPECT_GE(p.seam, 1);
+      EXPECT_LE(p.seam, 256);
+    }
+  }
+  EXPECT_GT(changed, n * 9 / 10);
+  return kinds;
+}
+
+TEST(SchedMutate, PctSeedKeepsTheOperationsAndReachesEveryKind) {
+  const Scenario s = load("corpus/scenarios/sched-destroy-free.scn");
+  ASSERT_EQ(s.sched.kind, Schedule::kPct);
+  const std::set<int> kinds = mutate_many(s, 400);
+  EXPECT_TRUE(kinds.count(Schedule::kPct));
+  EXPECT_TRUE(kinds.count(Schedule::kList));
+}
+
+TEST(SchedMutate, ExplicitListGrowsShrinksAndMoves) {
+  Scenario s = load("corpus/regressions/concurrent-advance-rewinds-clock.scn");
+  ASSERT_EQ(s.sched.kind, Schedule::kList);
+  ASSERT_FALSE(s.sched.preempts.empty());
+  const std::set<int> kinds = mutate_many(s, 400);
+  EXPECT_TRUE(kinds.count(Schedule::kList));
+  EXPECT_TRUE(kinds.count(Schedule::kPct));
+  EXPECT_TRUE(kinds.count(Schedule::kWalk));
+  // Sizes: added, removed and moved entries all occur.
+  const std::vector<uint8_t> in = scenario::encode_binary(s);
+  std::set<long> deltas;
+  for (int i = 0; i < 200; ++i) {
+    std::vector<uint8_t> buf(in);
+    buf.resize(in.size() + 256);
+    const size_t size = mutate_schedule(buf.data(), in.size(), buf.size(), static_cast<uint64_t>(i));
+    const Scenario out = scenario::decode_binary(buf.data(), size);
+    if (size && out.sched.kind == Schedule::kList)
+      deltas.insert(static_cast<long>(out.sched.preempts.size()) -
+                    static_cast<long>(s.sched.preempts.size()));
+  }
+  EXPECT_TRUE(deltas.count(1) && deltas.count(-1) && deltas.count(0));
+}
+
+TEST(SchedMutate, NothingToDoLeavesTheInputAlone) {
+  Scenario s = load("corpus/scenarios/sched-destroy-free.scn");
+  s.sched = {};  // no schedule: fuzz_sched rejects such inputs anyway
+  std::vector<uint8_t> in = scenario::encode_binary(s);
+  const std::vector<uint8_t> copy = in;
+  EXPECT_EQ(mutate_schedule(in.data(), in.size(), in.size(), 1), 0u);
+  EXPECT_EQ(in, copy);
+  // A result that would not fit is not written.
+  Scenario t = load("corpus/scenarios/sched-destroy-free.scn");
+  t.sched = {Schedule::kList, 0, 1, {}};
+  std::vector<uint8_t> tight = scenario::encode_binary(t);
+  const std::vector<uint8_t> before = tight;
+  EXPECT_EQ(mutate_schedule(tight.data(), tight.size(), tight.size(), 7), 0u);  // adds: grows
+  EXPECT_EQ(tight, before);
+}
+
+}  // namespace
+}  // namespace fuzz
