@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "impl/scenario/exec.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -142,10 +143,23 @@ struct World::Impl {
   bool quiesced = false;
   ExecStats stats;
   int index = 0;  // of the op being run (for messages)
+  // Concurrent mode: the op each task is running (fibers interleave, so `index` is only
+  // the latest one started). A violation names the op of the task that found it, or of
+  // the task it runs on top of (an inline kworker, an interrupt delivery).
+  std::vector<std::pair<const kern::Task*, int>> task_op;
   uint64_t clock_seen = kern::kInitialJiffies;  // jiffies after the latest operation
 
+  // Operations are numbered from 1, as in the text form (and preempt's op=).
+  int op_of_current() const {
+    for (const kern::Task* t = kern::current(); t; t = t->inline_parent)
+      for (const auto& [task, i] : task_op)
+        if (task == t) return i;
+    return index;
+  }
   void violation(const std::string& sig, const std::string& what) {
-    kern::kreport(kern::ReportKind::kOracle, sig, "op " + std::to_string(index) + ": " + what);
+    const int i = op_of_current();
+    kern::kreport(kern::ReportKind::kOracle, sig,
+                  (i < 0 ? std::string("quiesce") : "op " + std::to_string(i + 1)) + ": " + what);
   }
 
   Slot* new_slot(int h) {
@@ -405,6 +419,12 @@ const ExecStats& World::stats() const { return p_->stats; }
 OpResult World::exec(const Op& op, int index) {
   if (trace_ops()) std::fprintf(stderr, "op %d: %s\n", index + 1, op_to_text(op).c_str());
   p_->index = index;
+  if (p_->conc) {
+    const kern::Task* t = kern::current();
+    auto it = std::find_if(p_->task_op.begin(), p_->task_op.end(), [t](const auto& e) { return e.first == t; });
+    if (it == p_->task_op.end()) p_->task_op.emplace_back(t, index);
+    else it->second = index;
+  }
   p_->reap();
   OpResult r = p_->run(op);
   ++p_->stats.ops;
@@ -944,6 +964,7 @@ void World::Impl::quiesce() {
   if (quiesced) return;
   quiesced = true;
   index = -1;
+  task_op.clear();
   kern::fault_set({});
   faults = false;
   if (!check_lock_state()) return;
