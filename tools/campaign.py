@@ -207,8 +207,9 @@ class Campaign:
         if self.args.engine == "libfuzzer":
             for t in self.targets:
                 st = self.stats[t]
+                corpus = self.dir / "corpus" / t  # made by the target's first instance
                 if t not in busy and self.elapsed() - st.last_merge >= self.args.merge_every and \
-                        any((self.dir / "corpus" / t).iterdir()):
+                        corpus.is_dir() and any(corpus.iterdir()):
                     return t, "merge"
         while True:
             t = self.targets[self.next_target % len(self.targets)]

@@ -15,8 +15,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import argparse  # noqa: E402
 import bugbench  # noqa: E402
 import btlib  # noqa: E402
+import campaign  # noqa: E402
 import triage  # noqa: E402
 
 HEADER = """# bugbench: 99
@@ -206,6 +208,20 @@ class TriageTest(unittest.TestCase):
     def test_teardown_is_an_operation(self):
         out = REPORT_OUT.replace("==== blkcg", "op end: quiesce\n==== blkcg")
         self.assertEqual(triage.parse_crash(out)[2], "quiesce")
+
+
+class CampaignTest(unittest.TestCase):
+    def test_merge_waits_for_a_target_that_never_ran(self):
+        # A 110-minute campaign died at its first merge time (1800 s): with one job and four
+        # targets in 600 s slices, the fourth had not run yet and had no corpus directory.
+        d = Path(tempfile.mkdtemp())
+        args = argparse.Namespace(dir=str(d), targets="fuzz_scenario,fuzz_ops", seed=1, engine="libfuzzer",
+                                  sanitizers="asan", merge_every=0)
+        c = campaign.Campaign(args)
+        self.assertEqual(c.pick_target(), ("fuzz_scenario", "fuzz"))  # nothing to merge yet
+        (d / "corpus/fuzz_ops").mkdir()
+        (d / "corpus/fuzz_ops/x").write_bytes(b"x")
+        self.assertEqual(c.pick_target(), ("fuzz_ops", "merge"))
 
 
 class JUnitTest(unittest.TestCase):
