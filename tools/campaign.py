@@ -103,6 +103,7 @@ class Campaign:
                                    "args": vars(args), "tree": btlib.tree_id()})
         self.save_state()
         self.targets = args.targets.split(",")
+        self.recover_merges()
         self.stats = {t: TargetStats() for t in self.targets}
         self.running: list = []
         self.next_target = 0
@@ -183,6 +184,19 @@ class Campaign:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.running.append(Instance(target, self.counter, proc, log, time.monotonic(),
                                      time.monotonic() + 1800, kind="merge", logf=logf))
+
+    def recover_merges(self) -> None:
+        """A campaign killed inside finish_merge's renames: put the corpus back."""
+        for t in self.targets:
+            corpus = self.dir / "corpus" / t
+            old = self.dir / "corpus" / f".{t}.old"
+            merged = self.dir / "corpus" / f".{t}.merging"
+            if old.exists() and not corpus.exists():
+                old.rename(corpus)  # killed between the two renames: the old corpus is whole
+            elif old.exists():
+                shutil.rmtree(old)  # killed after them: the merged corpus is in place
+            if merged.exists():
+                shutil.rmtree(merged)  # an unfinished merge output; its inputs are in corpus
 
     def finish_merge(self, inst: Instance) -> None:
         corpus = self.dir / "corpus" / inst.target

@@ -224,6 +224,23 @@ class CampaignTest(unittest.TestCase):
         self.assertEqual(c.pick_target(), ("fuzz_ops", "merge"))
 
 
+    def test_a_merge_killed_between_its_renames_loses_nothing(self):
+        d = Path(tempfile.mkdtemp())
+        (d / "corpus/.fuzz_ops.old").mkdir(parents=True)
+        (d / "corpus/.fuzz_ops.old/a").write_bytes(b"a")
+        (d / "corpus/.fuzz_ops.merging").mkdir()
+        (d / "corpus/.fuzz_ops.merging/a").write_bytes(b"a")
+        (d / "corpus/fuzz_sched").mkdir()  # killed after both renames: keep the merged one
+        (d / "corpus/fuzz_sched/b").write_bytes(b"b")
+        (d / "corpus/.fuzz_sched.old").mkdir()
+        args = argparse.Namespace(dir=str(d), targets="fuzz_ops,fuzz_sched", seed=1, engine="libfuzzer",
+                                  sanitizers="asan", merge_every=0)
+        campaign.Campaign(args)
+        self.assertEqual(sorted(p.name for p in (d / "corpus").iterdir()), ["fuzz_ops", "fuzz_sched"])
+        self.assertEqual((d / "corpus/fuzz_ops/a").read_bytes(), b"a")
+        self.assertEqual((d / "corpus/fuzz_sched/b").read_bytes(), b"b")
+
+
 class JUnitTest(unittest.TestCase):
     def test_parses_and_counts(self):
         p = Path(tempfile.mkdtemp()) / "j.xml"
