@@ -45,6 +45,9 @@ void blkg_free_policy_data(blkcg_gq* blkg, const blkcg_policy* pol) NO_THREAD_SA
   kern::irqflags_t f{};
   if (locked) f = blkg->blkcg->lock.lock_irqsave();
   blkg_policy_data* pd = blkg->pd[pol->plid].load(std::memory_order_relaxed);
+  // Between reading the slot and clearing it another CPU may run: whoever else frees a
+  // pd must hold a lock that excludes this (q->blkcg_mutex: the free work, f1c006f1c685).
+  kern::seam(kern::SeamKind::kPreempt, blkg);
   if (pd) {
     if (pd->online) {
       if (pol->pd_offline_fn) pol->pd_offline_fn(pd);
