@@ -12,7 +12,7 @@
 // NONDETERMINISM report naming the step and seam where the runs parted.
 //
 // Under libFuzzer, one mutation in three changes only the schedule (sched_mutate.h); the
-// others are libFuzzer's own. AFL++ and the replay driver never call the custom mutator.
+// others are libFuzzer's own. AFL++'s driver and the replay driver never call it.
 #include <cstddef>
 #include <cstdint>
 
@@ -36,8 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return 0;
 }
 
-// libFuzzer's own mutator; weak so that the replay driver and AFL++'s driver, which do not
-// provide it, still link.
+// libFuzzer's own mutator; weak so that the replay driver, which does not provide it,
+// still links.
 extern "C" __attribute__((weak)) size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
 
 extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size,
