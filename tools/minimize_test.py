@@ -7,6 +7,8 @@
 - a preemption routed through a task whose only operation can go is retargeted, and the
   task goes;
 - a preemption to a task without operations goes even with no time for any pass;
+- an operation that only has to come before the race moves into the prologue, and the
+  preemptions that placed it there go with it;
 - a failing expectation that describes a whole run (the v1 scenario with the v1-stats bug
   of #21 planted) shrinks differentially (--against, here the same tool without the bug)
   to a scenario that fails with the bug and passes without it."""
@@ -90,6 +92,31 @@ class Minimize(unittest.TestCase):
             r = run("minimize", "--busted=blkg_create_after_offline", "--time=0", str(src), str(out))
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertNotIn("T5", out.read_text())
+
+    def test_operation_needed_before_the_race_moves_into_the_prologue(self):
+        # #17's regression with its activation done by T2, three preemptions placing it
+        # before T1's reset_stats: only the last one opens the window.
+        reg = (ROOT / "corpus/regressions/deactivate-racing-reset-stats.scn").read_text()
+        lines = [l for l in reg.splitlines() if l and not l.startswith("#")]
+        self.assertIn("pol_activate d0", lines)
+        self.assertIn("preempt T1 op=9 seam=12 T2", lines)
+        lines.remove("pol_activate d0")
+        i = lines.index('T1: write /a/blkio.reset_stats "1"')
+        lines.insert(i, "T2: pol_activate d0")
+        lines.remove("preempt T1 op=9 seam=12 T2")
+        lines += ["preempt T1 op=9 seam=1 T2", "preempt T2 op=10 seam=1 T1", "preempt T1 op=9 seam=12 T2"]
+        with tempfile.TemporaryDirectory() as d:
+            src, out = Path(d) / "late.scn", Path(d) / "min.scn"
+            src.write_text("\n".join(lines) + "\n")
+            self.assertNotEqual(run("run", "--busted=deactivate_without_blkcg_lock", str(src)).returncode, 0)
+            r = run("minimize", "--busted=deactivate_without_blkcg_lock", "--time=60", str(src), str(out))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            text = out.read_text()
+            self.assertNotIn("T2: pol_activate", text)
+            self.assertEqual([l for l in text.splitlines() if l.startswith("preempt")],
+                             ["preempt T1 op=9 seam=12 T2"], text)
+            self.assertNotEqual(run("run", "--busted=deactivate_without_blkcg_lock", str(out)).returncode, 0)
+            self.assertEqual(run("run", str(out)).returncode, 0, text)
 
     def test_differential_expectation(self):
         src = ROOT / "corpus/scenarios/legacy.scn"

@@ -108,6 +108,29 @@ void erase_ops(Scenario* s, size_t start, size_t end) {
   pre = std::move(kept);
 }
 
+// s with operation i (after the prologue, which ends at `prologue`) moved to the end of
+// the prologue and tagged T0. Preemptions inside it are dropped, the others renumbered,
+// and those naming a task left without operations dropped.
+Scenario hoisted(const Scenario& s, size_t i, size_t prologue) {
+  Scenario c = s;
+  scenario::Op op = c.ops[i];
+  op.task = 0;
+  c.ops.erase(c.ops.begin() + static_cast<long>(i));
+  c.ops.insert(c.ops.begin() + static_cast<long>(prologue), op);
+  std::vector<scenario::Preempt> kept;
+  for (scenario::Preempt p : c.sched.preempts) {
+    const size_t at = static_cast<size_t>(p.op);
+    if (at == i) continue;
+    if (at >= prologue && at < i) ++p.op;
+    kept.push_back(p);
+  }
+  const std::vector<int> live = scenario::fiber_tasks(c);
+  auto has_ops = [&](int t) { return std::find(live.begin(), live.end(), t) != live.end(); };
+  std::erase_if(kept, [&](const scenario::Preempt& p) { return !has_ops(p.task) || !has_ops(p.to); });
+  c.sched.preempts = std::move(kept);
+  return c;
+}
+
 // Runs child(put) in a forked child with stderr silenced; every value the child passes
 // to put() reaches the parent at once, so values sent before a crash are kept.
 template <typename T, typename Child>
@@ -437,9 +460,11 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
     }
   }
   // Fewer preemptions first (ddmin over the list), so that operations then go more easily.
+  // Chunks halve rounding up (3, 2, 1): two preemptions that only matter together (one
+  // switches away, the other back) go in one step.
   auto shrink_preempts = [&] {
     auto& pre = s.sched.preempts;
-    for (size_t chunk = std::max<size_t>(1, pre.size() / 2); chunk >= 1 && elapsed() < seconds;) {
+    for (size_t chunk = std::max<size_t>(1, pre.size()); chunk >= 1 && elapsed() < seconds;) {
       bool progress = false;
       for (size_t start = 0; start < pre.size() && elapsed() < seconds;) {
         Scenario c = s;
@@ -455,7 +480,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
       }
       if (!progress) {
         if (chunk == 1) break;
-        chunk /= 2;
+        chunk = (chunk + 1) / 2;
       }
     }
   };
@@ -550,13 +575,37 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   while (elapsed() < seconds && cascades()) ddmin();
   // With a schedule: each single operation once more, its removal allowed to move a later
   // preemption (ddmin kept it because the window had moved, not because it is needed).
-  if (!s.sched.preempts.empty()) {
+  auto singles = [&] {
     for (size_t i = s.ops.size(); i-- > 0 && elapsed() < seconds;) {
-      if (i >= s.ops.size()) continue;
+      if (i >= s.ops.size() || s.sched.preempts.empty()) continue;
       Scenario c = s;
       erase_ops(&c, i, i + 1);
       if (!c.sched.preempts.empty() && reseam(&c, i)) s = std::move(c);
     }
+  };
+  singles();
+  // An operation of a task that the race does not need to run concurrently moves into the
+  // prologue, where it runs alone first (a pol_activate that only has to happen before the
+  // racing pair). Its own preemptions go with it; the window the others open may then sit
+  // at another seam, which reseam searches. Removals are tried again afterwards: an
+  // operation that only spaced the old interleaving out may now go.
+  auto hoist = [&] {
+    bool any = false;
+    for (size_t i = 0; i < s.ops.size() && elapsed() < seconds; ++i) {
+      size_t prologue = 0;
+      while (prologue < s.ops.size() && s.ops[prologue].task == 0) ++prologue;
+      if (i < prologue || s.sched.preempts.empty()) continue;
+      Scenario c = hoisted(s, i, prologue);
+      if (judge(c) == sig || (!c.sched.preempts.empty() && reseam(&c, prologue))) {
+        s = std::move(c);
+        any = true;
+      }
+    }
+    return any;
+  };
+  while (elapsed() < seconds && hoist()) {
+    ddmin();
+    singles();
   }
   // A fault_nth moved next to the operation it hits, so that the rest can go (sequential
   // scenarios: with a schedule the allocation order is the interleaving's).
