@@ -7,7 +7,9 @@
 #include <random>
 
 #include "impl/block/blk_cgroup.h"
+#include "impl/block/blk_testpol.h"
 #include "impl/block/busted.h"
+#include "impl/block/genhd.h"
 #include "impl/kern/report.h"
 #include "impl/scenario/binary.h"
 #include "impl/scenario/exec.h"
@@ -260,6 +262,31 @@ TEST(ScenarioExecDeathTest, LockHeldAtQuiesceIsReported) {
       "lock-state-at-quiesce");
 }
 
+
+// The executor's other answer to a wrong outcome of that activation: no warning. Planted
+// by setting the cpd-only policy's bit on the queue, so that activation returns 0 at once
+// ("already enabled") without reaching the guard.
+TEST(ScenarioExec, CpdOnlyActivationWithoutItsWarningIsReported) {
+  const Scenario s = parse("disk_alloc d0 8:16\ndisk_add d0\npol_register cpd_only\n"
+                           "pol_activate d0 cpd_only\n");
+  kern::ReportCapture cap;
+  {
+    World w;
+    for (size_t i = 0; i + 1 < s.ops.size(); ++i) w.exec(s.ops[i], static_cast<int>(i));
+    blk::gendisk* g = blk::blkdev_get_no_open(8, 16);
+    ASSERT_NE(g, nullptr);
+    const unsigned bit = 1u << blk::testpol_cpd_only()->plid;
+    g->queue->blkcg_pols.fetch_or(bit);
+    EXPECT_EQ(w.exec(s.ops.back(), 3).value, 0);
+    g->queue->blkcg_pols.fetch_and(~bit);
+    blk::put_disk(g);
+    ASSERT_EQ(cap.count(kern::ReportKind::kOracle), 1u) << cap.dump();
+    EXPECT_EQ(cap.reports()[0].signature, "cpd-only-activation");
+    EXPECT_NE(cap.reports()[0].text.find("op 4: "), std::string::npos) << cap.dump();
+    w.quiesce();
+  }
+  EXPECT_EQ(cap.size(), 1u) << cap.dump();
+}
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
