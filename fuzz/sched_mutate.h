@@ -38,10 +38,8 @@ inline size_t mutate_schedule(uint8_t* data, size_t size, size_t max_size, uint6
   const std::vector<int> tasks = scenario::fiber_tasks(s);
   if (tasks.size() < 2) return 0;
   // Operation indices per fiber task, after the prologue (the prologue runs alone).
-  size_t prologue = 0;
-  while (prologue < s.ops.size() && s.ops[prologue].task == 0) ++prologue;
   std::vector<std::vector<int>> ops_of(scenario::kMaxTask + 1);
-  for (size_t i = prologue; i < s.ops.size(); ++i) ops_of[s.ops[i].task].push_back(static_cast<int>(i));
+  for (size_t i = scenario::prologue_end(s); i < s.ops.size(); ++i) ops_of[s.ops[i].task].push_back(static_cast<int>(i));
 
   std::mt19937_64 rng(seed);
   auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };

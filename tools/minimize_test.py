@@ -37,6 +37,20 @@ def run(*args) -> subprocess.CompletedProcess:
 
 
 class Minimize(unittest.TestCase):
+    def minimize_planted(self, text: str, flag: str) -> str:
+        """Minimizes `text` (which must fail with busted `flag`) for 60 s; the result must
+        still fail with the flag and pass without it. Returns the minimized text."""
+        with tempfile.TemporaryDirectory() as d:
+            src, out = Path(d) / "in.scn", Path(d) / "min.scn"
+            src.write_text(text)
+            self.assertNotEqual(run("run", f"--busted={flag}", str(src)).returncode, 0)
+            r = run("minimize", f"--busted={flag}", "--time=60", str(src), str(out))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            mini = out.read_text()
+            self.assertNotEqual(run("run", f"--busted={flag}", str(out)).returncode, 0, mini)
+            self.assertEqual(run("run", str(out)).returncode, 0, mini)
+            return mini
+
     def test_padded_schedule_shrinks_back(self):
         reg = (ROOT / "corpus/regressions/assoc-racing-rmdir.scn").read_text()
         lines = [l for l in reg.splitlines() if l and not l.startswith("#")]
@@ -46,19 +60,11 @@ class Minimize(unittest.TestCase):
         i = lines.index("mkdir /a")
         padded = (lines[:i] + ["mkdir /y", "read /io.stat", "mkdir /y/z"] + lines[i:i + 2] +
                   ["read /y/io.max", "rmdir /y/z", "rmdir /y"] + lines[i + 2:])
-        with tempfile.TemporaryDirectory() as d:
-            src, out = Path(d) / "padded.scn", Path(d) / "min.scn"
-            src.write_text("\n".join(padded) + "\n")
-            # preempt op=N counts operations: the padding moved them by 6.
-            src.write_text(src.read_text().replace("op=5 ", "op=11 ").replace("op=8 ", "op=14 "))
-            r = run("minimize", "--busted=blkg_create_after_offline", "--time=60", str(src), str(out))
-            self.assertEqual(r.returncode, 0, r.stderr)
-            text = out.read_text()
-            self.assertLessEqual(len(ops_of(text)), want, text)
-            self.assertNotIn("/y", text)
-            # Still the planted bug's: it fails with it and passes without.
-            self.assertNotEqual(run("run", "--busted=blkg_create_after_offline", str(out)).returncode, 0)
-            self.assertEqual(run("run", str(out)).returncode, 0, text)
+        # preempt op=N counts operations: the padding moved them by 6.
+        src = ("\n".join(padded) + "\n").replace("op=5 ", "op=11 ").replace("op=8 ", "op=14 ")
+        text = self.minimize_planted(src, "blkg_create_after_offline")
+        self.assertLessEqual(len(ops_of(text)), want, text)
+        self.assertNotIn("/y", text)
 
     def test_preemption_through_a_removable_task_is_retargeted(self):
         # The regression's first preemption (T1 -> T2) goes through a third task whose
@@ -70,17 +76,9 @@ class Minimize(unittest.TestCase):
         want = len(ops_of(reg))
         lines += ["T3: read /io.stat", "preempt T1 op=5 seam=1 T3",
                   f"preempt T3 op={want + 1} seam=1 T2", "preempt T2 op=8 seam=45 T1"]
-        with tempfile.TemporaryDirectory() as d:
-            src, out = Path(d) / "via-t3.scn", Path(d) / "min.scn"
-            src.write_text("\n".join(lines) + "\n")
-            self.assertNotEqual(run("run", "--busted=blkg_create_after_offline", str(src)).returncode, 0)
-            r = run("minimize", "--busted=blkg_create_after_offline", "--time=60", str(src), str(out))
-            self.assertEqual(r.returncode, 0, r.stderr)
-            text = out.read_text()
-            self.assertNotIn("T3", text)
-            self.assertLessEqual(len(ops_of(text)), want, text)
-            self.assertNotEqual(run("run", "--busted=blkg_create_after_offline", str(out)).returncode, 0)
-            self.assertEqual(run("run", str(out)).returncode, 0, text)
+        text = self.minimize_planted("\n".join(lines) + "\n", "blkg_create_after_offline")
+        self.assertNotIn("T3", text)
+        self.assertLessEqual(len(ops_of(text)), want, text)
 
     def test_preemption_to_a_task_without_operations_goes_without_time(self):
         # A preemption to a task that has no operation does nothing; it goes even when the
@@ -105,18 +103,10 @@ class Minimize(unittest.TestCase):
         lines.insert(i, "T2: pol_activate d0")
         lines.remove("preempt T1 op=9 seam=12 T2")
         lines += ["preempt T1 op=9 seam=1 T2", "preempt T2 op=10 seam=1 T1", "preempt T1 op=9 seam=12 T2"]
-        with tempfile.TemporaryDirectory() as d:
-            src, out = Path(d) / "late.scn", Path(d) / "min.scn"
-            src.write_text("\n".join(lines) + "\n")
-            self.assertNotEqual(run("run", "--busted=deactivate_without_blkcg_lock", str(src)).returncode, 0)
-            r = run("minimize", "--busted=deactivate_without_blkcg_lock", "--time=60", str(src), str(out))
-            self.assertEqual(r.returncode, 0, r.stderr)
-            text = out.read_text()
-            self.assertNotIn("T2: pol_activate", text)
-            self.assertEqual([l for l in text.splitlines() if l.startswith("preempt")],
-                             ["preempt T1 op=9 seam=12 T2"], text)
-            self.assertNotEqual(run("run", "--busted=deactivate_without_blkcg_lock", str(out)).returncode, 0)
-            self.assertEqual(run("run", str(out)).returncode, 0, text)
+        text = self.minimize_planted("\n".join(lines) + "\n", "deactivate_without_blkcg_lock")
+        self.assertNotIn("T2: pol_activate", text)
+        self.assertEqual([l for l in text.splitlines() if l.startswith("preempt")],
+                         ["preempt T1 op=9 seam=12 T2"], text)
 
     def test_differential_expectation(self):
         src = ROOT / "corpus/scenarios/legacy.scn"

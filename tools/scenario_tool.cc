@@ -592,8 +592,7 @@ int cmd_minimize(const std::string& file, const std::string& out, double seconds
   auto hoist = [&] {
     bool any = false;
     for (size_t i = 0; i < s.ops.size() && elapsed() < seconds; ++i) {
-      size_t prologue = 0;
-      while (prologue < s.ops.size() && s.ops[prologue].task == 0) ++prologue;
+      const size_t prologue = scenario::prologue_end(s);
       if (i < prologue || s.sched.preempts.empty()) continue;
       Scenario c = hoisted(s, i, prologue);
       if (judge(c) == sig || (!c.sched.preempts.empty() && reseam(&c, prologue))) {

@@ -152,42 +152,38 @@ void pd_reset_stats(blkg_policy_data* p) {
   counters.pd_reset_stats++;
 }
 
-blkcg_policy_data* cpd_alloc(kern::gfp_t gfp) {
-  test_cpd* cpd = kern::kzalloc_obj<test_cpd>(gfp, "cpd_alloc.testpol");
+// The cpd callbacks of both test policies: the same cpd, counted per policy.
+template <uint64_t testpol_counters::*kAllocs>
+blkcg_policy_data* new_cpd(kern::gfp_t gfp, const char* site) {
+  test_cpd* cpd = kern::kzalloc_obj<test_cpd>(gfp, site);
   if (cpd) {
     std::lock_guard<std::mutex> g(mu);
-    counters.cpd_alloc++;
+    ++(counters.*kAllocs);
   }
   return cpd;
 }
 
-void cpd_free(blkcg_policy_data* cpd) {
+template <uint64_t testpol_counters::*kFrees>
+void delete_cpd(blkcg_policy_data* cpd) {
   {
     std::lock_guard<std::mutex> g(mu);
-    counters.cpd_free++;
+    ++(counters.*kFrees);
   }
   kern::kfree(static_cast<test_cpd*>(cpd));
 }
+
+blkcg_policy_data* cpd_alloc(kern::gfp_t gfp) {
+  return new_cpd<&testpol_counters::cpd_alloc>(gfp, "cpd_alloc.testpol");
+}
+void cpd_free(blkcg_policy_data* cpd) { delete_cpd<&testpol_counters::cpd_free>(cpd); }
 
 // The cpd-only policy: per-cgroup data and nothing per disk, as blk-ioprio has been since
 // it stopped being activated. Registering it allocates a cpd in every blkcg; activating it
 // must be refused (b925680cf083).
 blkcg_policy_data* cpd_only_alloc(kern::gfp_t gfp) {
-  test_cpd* cpd = kern::kzalloc_obj<test_cpd>(gfp, "cpd_alloc.testpol_cpd");
-  if (cpd) {
-    std::lock_guard<std::mutex> g(mu);
-    counters.cpd_only_alloc++;
-  }
-  return cpd;
+  return new_cpd<&testpol_counters::cpd_only_alloc>(gfp, "cpd_alloc.testpol_cpd");
 }
-
-void cpd_only_free(blkcg_policy_data* cpd) {
-  {
-    std::lock_guard<std::mutex> g(mu);
-    counters.cpd_only_free++;
-  }
-  kern::kfree(static_cast<test_cpd*>(cpd));
-}
+void cpd_only_free(blkcg_policy_data* cpd) { delete_cpd<&testpol_counters::cpd_only_free>(cpd); }
 
 blkcg_policy the_cpd_only_policy{
     .name = "testpol_cpd",

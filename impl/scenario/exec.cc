@@ -137,9 +137,11 @@ struct World::Impl {
   bool faults = false;               // fault injection configured: ENOMEM is allowed
   bool testpol_registered = false;
   bool cpd_only_registered = false;  // blk::testpol_cpd_only()
+  // The policy a pol_* operation names, and whether the harness registered it.
   static blk::blkcg_policy* policy_of(const Op& op) {
     return op.cpd_only ? blk::testpol_cpd_only() : blk::testpol();
   }
+  bool& registered_of(const Op& op) { return op.cpd_only ? cpd_only_registered : testpol_registered; }
   bool quiesced = false;
   ExecStats stats;
   int index = 0;  // of the op being run (for messages)
@@ -835,7 +837,7 @@ OpResult World::Impl::run(const Op& op) {
       break;
     }
     case OpKind::kPolRegister: {
-      bool& registered = op.cpd_only ? cpd_only_registered : testpol_registered;
+      bool& registered = registered_of(op);
       if (pol_busy) r.value = -EBUSY;
       else if (registered) r.value = -EEXIST;
       else {
@@ -850,7 +852,7 @@ OpResult World::Impl::run(const Op& op) {
       // a released disk still has the policy while someone inside the block layer (a
       // config write's open bdev) holds it (fuzz_sched found the harness unregistering
       // under such a write, whose new blkg then freed its pd through the empty slot).
-      bool& registered = op.cpd_only ? cpd_only_registered : testpol_registered;
+      bool& registered = registered_of(op);
       if (pol_busy || pol_users > 0) r.value = -EBUSY;
       else if (!registered) r.value = -ENOENT;
       else if (policy_of(op)->nr_queues.load(std::memory_order_relaxed) != 0) r.value = -EBUSY;
@@ -865,7 +867,7 @@ OpResult World::Impl::run(const Op& op) {
     case OpKind::kPolDeactivate: {
       DiskSlot* d = disk(op.a);
       DiskRef ref(this, d);
-      const bool registered = op.cpd_only ? cpd_only_registered : testpol_registered;
+      const bool registered = registered_of(op);
       if (!ref.g) r.value = -EBADF;
       else if (!registered || pol_busy || d->state != 1) r.value = -EINVAL;
       else if (op.kind == OpKind::kPolActivate && op.cpd_only) {

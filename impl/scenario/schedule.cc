@@ -61,11 +61,15 @@ int ScheduleSource::choose(const std::vector<int>& runnable, int cur, kern::Seam
   return last_ = pick;
 }
 
+size_t prologue_end(const Scenario& s) {
+  size_t k = 0;
+  while (k < s.ops.size() && s.ops[k].task == 0) ++k;
+  return k;
+}
+
 std::vector<int> fiber_tasks(const Scenario& s) {
-  size_t prologue = 0;
-  while (prologue < s.ops.size() && s.ops[prologue].task == 0) ++prologue;
   std::vector<int> tags;
-  for (size_t k = prologue; k < s.ops.size(); ++k)
+  for (size_t k = prologue_end(s); k < s.ops.size(); ++k)
     if (std::find(tags.begin(), tags.end(), s.ops[k].task) == tags.end()) tags.push_back(s.ops[k].task);
   std::sort(tags.begin(), tags.end());
   return tags;
@@ -74,10 +78,8 @@ std::vector<int> fiber_tasks(const Scenario& s) {
 ConcurrentRun run_concurrent(const Scenario& s, bool record_trace,
                              const std::function<void(const Preempt&)>& on_preempt) {
   ConcurrentRun out;
-  // The prologue: the operations before the first one tagged with another task than T0
-  // run alone, first (the setup every task then races on).
-  size_t prologue = 0;
-  while (prologue < s.ops.size() && s.ops[prologue].task == 0) ++prologue;
+  // The prologue runs alone, first (the setup every task then races on).
+  const size_t prologue = prologue_end(s);
   const std::vector<int> tags = fiber_tasks(s);
   out.tasks = static_cast<int>(tags.size());
   World w(s.ops.empty() || s.ops[0].kind != OpKind::kLegacy, /*concurrent=*/true);

@@ -69,9 +69,12 @@ struct ConcurrentRun {
   int tasks = 0;
 };
 
-// The task tags that run on fibers, ascending: those with operations after the prologue
-// (the operations before the first one tagged with another task than T0, which run alone
-// first). A preemption naming any other task never fires.
+// The end of the prologue: the index of the first operation tagged with another task than
+// T0 (s.ops.size() if none). The operations before it run alone, first.
+size_t prologue_end(const Scenario& s);
+
+// The task tags that run on fibers, ascending: those with operations after the prologue.
+// A preemption naming any other task never fires.
 std::vector<int> fiber_tasks(const Scenario& s);
 
 // Runs `s` with its schedule (kNone counts as kList) in a fresh world: one fiber per task

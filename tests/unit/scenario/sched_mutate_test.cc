@@ -34,8 +34,7 @@ Scenario load(const std::string& rel) {
 std::set<int> mutate_many(const Scenario& s, int n) {
   const std::vector<uint8_t> in = scenario::encode_binary(s);
   const std::vector<int> tasks = scenario::fiber_tasks(s);
-  size_t prologue = 0;
-  while (prologue < s.ops.size() && s.ops[prologue].task == 0) ++prologue;
+  const size_t prologue = scenario::prologue_end(s);
   std::set<int> kinds;
   int changed = 0;
   for (int i = 0; i < n; ++i) {
