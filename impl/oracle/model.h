@@ -93,6 +93,11 @@ class Model {
   long predict_iomax_write(const std::string& path, const std::string& data) const;
   void iomax_written(const std::string& path, const std::string& data);
   std::string check_iomax_read(const std::string& path, const std::string& text) const;
+  // The limits kept for (path, dev): rbps, wbps, riops, wiops; nullptr when none were set.
+  const std::vector<uint64_t>* limits(const std::string& path, const std::string& dev) const {
+    auto it = limits_.find({path, dev});
+    return it == limits_.end() ? nullptr : &it->second;
+  }
 
   // io.stat: one accounted bio piece of the cgroup with this id (-1: no blkg).
   void account(int id, const std::string& dev, int type, uint64_t bytes, bool first_piece);

@@ -21,6 +21,20 @@
 //     under its rate can use that slice's unused budget in one go.
 //   throtl_check_drained: nothing is held by the throttler any more (every throttled bio
 //     was dispatched or failed).
+//   dd_bounds: how long a synchronous issuer (COUNT bios of SIZE bytes from one cgroup,
+//     each submitted when the one before completed, alone on the disk) may take, from the
+//     limits on its path. Ideal: the largest of bytes / bps and IOs / iops over the
+//     groups on the path (IOs count the pieces a split to the device's max_io makes).
+//     Faster than ideal by more than two slices plus one bio's worth means a group passed
+//     more than its limit (the budget a group may hold: one slice granted at a slice's
+//     start, one slice of slack kept by trimming); judged with one limited group on the
+//     path only (a parent's slice may start with its child's credit). Slower than ideal by more than the
+//     device's own time (latency plus timer lateness per bio), two slices, one bio and
+//     one timer's lateness per limited group, and an eighth of the ideal, means budget
+//     was lost: the rate of a saturated group fell below its limit (29cb95593430). The
+//     slack covers timers less than a slice late; with later ones, or an iops limit on the
+//     path (each trim rounds a fraction of an IO away), only the lower bound is kept
+//     (max = UINT64_MAX).
 #pragma once
 
 #include <cstdint>
@@ -50,5 +64,28 @@ int64_t rate_worst_excess(const RateLog& log, uint64_t bps, unsigned hz, uint64_
                           uint64_t* t2);
 
 std::string throtl_check_drained(blk::request_queue* q);
+
+// Nothing is queued in the throttler of q (no td counts as idle).
+bool throtl_idle(blk::request_queue* q);
+
+struct DdLevel {   // the limits of one group on the issuer's path, for its direction
+  uint64_t bps = UINT64_MAX;   // UINT64_MAX: none
+  uint64_t iops = UINT32_MAX;  // UINT32_MAX: none
+};
+struct DdRun {
+  unsigned hz = 1000;
+  uint64_t slice = 100;     // jiffies
+  uint64_t latency = 0;     // the device's completion latency, jiffies
+  uint64_t lateness = 0;    // timer lateness, jiffies
+  uint64_t size = 0;        // bytes per bio
+  uint64_t count = 0;       // bios
+  uint64_t pieces = 1;      // per bio, after the split to max_io
+  uint64_t debt_bytes = 0;  // the largest bio the disk saw before (a debt it may leave)
+};
+struct DdBounds {
+  bool limited = false;  // some group on the path has a limit for the direction
+  uint64_t ideal = 0, min = 0, max = 0;  // jiffies
+};
+DdBounds dd_bounds(const std::vector<DdLevel>& path, const DdRun& run);
 
 }  // namespace oracle

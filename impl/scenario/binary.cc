@@ -249,6 +249,8 @@ struct Decoder {
         if (!new_handle(&op.a) || !r.varint(&op.m) || !r.varint(&op.n) || !r.varint(&op.max_io) ||
             !r.varint(&op.latency))
           return false;
+        // op.slice != 0 here: bit 5 of the opcode announced one more varint, the slice.
+        if (op.slice != 0 && !r.varint(&op.slice)) return false;
         if (op.m > 4095 || op.n > 1048575) valid = false;
         return true;
       case OpKind::kDiskAdd:
@@ -283,7 +285,16 @@ struct Decoder {
       }
       case OpKind::kWait: return ref(names.bios, &op.a) && r.varint(&op.n);
       case OpKind::kAdvance:
+      case OpKind::kHz:
+      case OpKind::kTimerLate:
       case OpKind::kFaultNth: return r.varint(&op.n);
+      case OpKind::kDd:
+        if (!path(&op.path) || !disk_ref(&op.a) || !r.byte(&b) || !r.varint(&op.n) ||
+            !r.varint(&op.m))
+          return false;
+        op.bio_op = (b & 1) ? BioOp::kWrite : BioOp::kRead;
+        if (op.m > 1000000) valid = false;
+        return true;
       case OpKind::kFaultSite:
         if (!r.string(&op.data) || !r.varint(&op.m)) return false;
         if (!name_ok(op.data)) valid = false;
@@ -372,14 +383,26 @@ struct Writer {
   void disk_ref(int h) { ref(names.disk_handles(), h); }
 };
 
+// The opcode byte: the kind's index, or a variant of another kind's (bits 5-7).
+uint8_t opcode_of(const Op& op) {
+  switch (op.kind) {
+    case OpKind::kDd: return static_cast<uint8_t>(OpKind::kBio) | 0x20;
+    case OpKind::kHz: return static_cast<uint8_t>(OpKind::kLegacy) | 0x20;
+    case OpKind::kTimerLate: return static_cast<uint8_t>(OpKind::kLegacy) | 0x40;
+    case OpKind::kDiskAlloc: return static_cast<uint8_t>(op.kind) | (op.slice ? 0x20 : 0);
+    default:
+      return static_cast<uint8_t>(static_cast<unsigned>(op.kind) |
+                                  (is_pol_op(op.kind) && op.cpd_only ? 0x20u : 0u));
+  }
+}
+
 void encode_op(Writer& w, const Op& op) {
   if (op.task != w.task) {
     w.byte(kTaskCode);
     w.byte(static_cast<uint8_t>(op.task));
     w.task = op.task;
   }
-  w.byte(static_cast<uint8_t>(static_cast<unsigned>(op.kind) |
-                             (is_pol_op(op.kind) && op.cpd_only ? 0x20u : 0u)));
+  w.byte(opcode_of(op));
   switch (op.kind) {
     case OpKind::kMkdir:
       w.path("/");  // parent of a literal: unused
@@ -398,6 +421,7 @@ void encode_op(Writer& w, const Op& op) {
       w.varint(op.n);
       w.varint(op.max_io);
       w.varint(op.latency);
+      if (op.slice) w.varint(op.slice);
       break;
     case OpKind::kDiskAdd:
     case OpKind::kDiskDel:
@@ -445,7 +469,16 @@ void encode_op(Writer& w, const Op& op) {
       w.varint(op.n);
       break;
     case OpKind::kAdvance:
+    case OpKind::kHz:
+    case OpKind::kTimerLate:
     case OpKind::kFaultNth: w.varint(op.n); break;
+    case OpKind::kDd:
+      w.path(op.path);
+      w.disk_ref(op.a);
+      w.byte(op.bio_op == BioOp::kWrite ? 1 : 0);
+      w.varint(op.n);
+      w.varint(op.m);
+      break;
     case OpKind::kFaultSite:
       w.string(op.data);
       w.varint(op.m);
@@ -572,7 +605,12 @@ void decode_binary(const uint8_t* data, size_t size, Scenario* out) {
     Op op;
     op.kind = static_cast<OpKind>(kind);
     op.task = task;
-    if (is_pol_op(op.kind)) op.cpd_only = (code >> 5) & 1;  // bit 5: the cpd-only policy
+    const unsigned variant = code >> 5;  // bits 5-7: a variant for some opcodes (FORMAT.md)
+    if (is_pol_op(op.kind)) op.cpd_only = variant & 1;  // the cpd-only policy
+    if (op.kind == OpKind::kDiskAlloc && (variant & 1)) op.slice = 1;  // a slice follows
+    if (op.kind == OpKind::kBio && (variant & 1)) op.kind = OpKind::kDd;
+    if (op.kind == OpKind::kLegacy && (variant & 3) == 1) op.kind = OpKind::kHz;
+    if (op.kind == OpKind::kLegacy && (variant & 3) == 2) op.kind = OpKind::kTimerLate;
     if (!d.args(op)) break;  // truncated: the scenario ends here
     last_valid = d.valid;
     if (!d.valid) continue;

@@ -37,6 +37,9 @@ constexpr uint64_t kMaxBioSize = 4ull << 20;
 constexpr uint64_t kMinMaxIo = 4096;  // with kMaxBioSize: at most 1024 pieces per bio
 constexpr size_t kMaxDisks = 64;
 constexpr size_t kMaxBios = 4096;
+constexpr uint64_t kMaxDdCount = 256;    // bios per dd
+constexpr uint64_t kMaxSlice = 1000;     // disk_alloc slice=, jiffies
+constexpr uint64_t kMaxLateness = 3;     // timer_late, jiffies
 
 // A canonical cgroup path: "/" or "/x/y" with no empty, "." or ".." component.
 bool canonical(const std::string& p) {
@@ -96,6 +99,14 @@ struct DiskSlot {
   bool owner = true;
   int hrefs = 0;
   bool busy = false;
+  // The dd rate oracle (sequential mode): the slice asked for at disk_alloc (applied once
+  // the throttler exists); whether a bio that passes the throttler unheld (REQ_META,
+  // REQ_SWAP) or a limit change with bios queued (carried-over credit or debt) may have
+  // left a budget no bound covers; the largest bio submitted so far (the debt it leaves).
+  uint64_t slice = 0;
+  bool slice_set = false;
+  bool unbounded_budget = false;
+  uint64_t max_bio = 0;
 };
 
 // Marks a slot busy for the duration of one operation (concurrent mode).
@@ -150,6 +161,8 @@ struct World::Impl {
   // the task it runs on top of (an inline kworker, an interrupt delivery).
   std::vector<std::pair<const kern::Task*, int>> task_op;
   uint64_t clock_seen = kern::kInitialJiffies;  // jiffies after the latest operation
+  uint64_t lateness = 0;                         // timer_late
+  std::vector<Slot*> dd_slots;                   // dd's bios that had not completed
 
   // Operations are numbered from 1, as in the text form (and preempt's op=).
   int op_of_current() const {
@@ -276,6 +289,19 @@ struct World::Impl {
     auto it = disks.find(h);
     return it == disks.end() ? nullptr : &it->second;
   }
+  DiskSlot* slot_of(const blk::gendisk* g) {
+    for (auto& [h, d] : disks)
+      if (d.disk == g) return &d;
+    return nullptr;
+  }
+  // After a configuration write created a disk's throttler: the slice disk_alloc asked for.
+  void apply_slices() {
+    for (auto& [h, d] : disks)
+      if (d.slice && !d.slice_set && d.disk && d.disk->queue->td.load(std::memory_order_acquire)) {
+        blk::blk_throtl_set_slice(d.disk->queue, d.slice);
+        d.slice_set = true;
+      }
+  }
 
   void hooks(DiskSlot& d) {
     d.disk->on_account = [this, dev = d.dev](blk::bio* b, bool first) {
@@ -354,6 +380,7 @@ struct World::Impl {
   }
 
   OpResult run(const Op& op);
+  long dd(const Op& op);
   void after_op();
   void quiesce();
   bool check_lock_state();
@@ -556,6 +583,7 @@ OpResult World::Impl::run(const Op& op) {
       }
       d->max_io_bytes = op.max_io == 0 ? 0 : std::max(op.max_io, kMinMaxIo);
       d->latency = std::min<uint64_t>(op.latency, 10000);
+      s.slice = std::min(op.slice, kMaxSlice);
       s.disk = d;
       s.dev = d->name;
       hooks(s);
@@ -622,7 +650,12 @@ OpResult World::Impl::run(const Op& op) {
       split_file(op.path, &dir, &file);
       const bool conf = file == "io.max" || file.rfind("blkio.throttle.", 0) == 0;
       if (faults && conf && !conc) kern::fault_record(true);
+      // A limit change while bios wait carries their budget over (tg_update_carryover).
+      if (conf && !conc)  // (conc: no rate judgement; td->lock would add seams)
+        for (auto& [dh, d] : disks)
+          if (d.disk && d.state == 1 && !oracle::throtl_idle(d.disk->queue)) d.unbounded_budget = true;
       r.value = blk::cgroup_file_write(h, op.path, op.data);
+      if (conf) apply_slices();
       if (faults && conf && !conc) check_config_enomem(op, r.value);
       if (conc) break;  // io.max and the tree: the interleaving decides (observers)
       if (dfl && file == "io.max" && canonical(dir) && model.cgroup_exists(dir) && dir != "/") {
@@ -796,6 +829,10 @@ OpResult World::Impl::run(const Op& op) {
       blk::bio* b = s->b;
       s->submitted = true;
       if (s->chained) s->b = nullptr;  // its completion is its parent's business
+      if (DiskSlot* d = slot_of(s->disk)) {
+        if (b->opf & (blk::REQ_META | blk::REQ_SWAP)) d->unbounded_budget = true;
+        d->max_bio = std::max(d->max_bio, b->size);
+      }
       blk::submit_bio(b);
       break;
     }
@@ -929,6 +966,25 @@ OpResult World::Impl::run(const Op& op) {
       // Only as the first operation, where run_scenario made the world v1.
       r.value = (index == 0 && !dfl) ? 0 : -EINVAL;
       break;
+    case OpKind::kHz:
+      // CONFIG_HZ: only before anything exists that keeps time (first, or after
+      // legacy_hierarchy).
+      if ((index == 0 || (index == 1 && !dfl)) &&
+          (op.n == 100 || op.n == 250 || op.n == 300 || op.n == 1000)) {
+        kern::set_hz(static_cast<unsigned>(op.n));
+      } else {
+        r.value = -EINVAL;
+      }
+      break;
+    case OpKind::kTimerLate:
+      if (op.n > kMaxLateness) {
+        r.value = -EINVAL;
+        break;
+      }
+      lateness = op.n;
+      kern::set_timer_lateness(op.n);
+      break;
+    case OpKind::kDd: r.value = dd(op); break;
     case OpKind::kFaultOff:
       kern::fault_set({});
       faults = false;
@@ -936,6 +992,98 @@ OpResult World::Impl::run(const Op& op) {
     default: break;
   }
   return r;
+}
+
+// dd PATH D read|write SIZE COUNT: a synchronous issuer, as blktests' dd with direct IO.
+// Each bio is associated with PATH's blkg and submitted when the one before completed;
+// the result is the jiffies it all took, or the first failure. In sequential mode its
+// time is judged against the limits on PATH (oracle::dd_bounds) when it ran alone on a
+// disk whose budgets are bounded: queued work runs first (a punted bio or a writeback
+// must not join in), nothing is queued in the throttler, no fault injection.
+long World::Impl::dd(const Op& op) {
+  DiskSlot* d = disk(op.a);
+  DiskRef ref(this, d);
+  if (!ref.g) return -EBADF;
+  if (d->state != 1) return -ENODEV;
+  if (op.n == 0 || op.n > kMaxBioSize || op.m == 0 || op.m > kMaxDdCount) return -EINVAL;
+  blk::blkcg* css = canonical(op.path) ? h.get_io_css(op.path) : nullptr;
+  if (!css) return -ENOENT;
+  if (!conc) {
+    while (kern::rcu_process_callbacks() + kern::run_pending_work() > 0) {
+    }
+  }
+  const bool judge = !conc && dfl && !faults && !d->unbounded_budget &&
+                     oracle::throtl_idle(ref.g->queue);
+  const uint64_t debt = d->max_bio;
+  d->max_bio = std::max(d->max_bio, op.n);
+  const uint64_t t0 = kern::jiffies();
+  long status = 0;
+  for (uint64_t i = 0; i < op.m && status == 0; ++i) {
+    blk::bio* b = blk::bio_alloc(ref.g, static_cast<blk::bio_op>(op.bio_op), op.n, blk::REQ_SYNC,
+                                 kern::GFP_NOIO);
+    if (!b) {
+      status = -ENOMEM;
+      break;
+    }
+    slot_store.emplace_back();
+    Slot* s = &slot_store.back();
+    s->b = b;
+    s->disk = ref.g;
+    s->submitted = true;
+    b->bi_end_io = slot_end_io;
+    b->bi_private = s;
+    if (conc) {
+      s->ds = d;
+      s->ref = ref.g;
+      disk_dup(d, ref.g);
+    }
+    blk::bio_associate_blkg_from_css(b, css, /*nowait=*/false);
+    blk::submit_bio(b);
+    const uint64_t spent = kern::jiffies() - t0;
+    if (!progress_until([s] { return s->done; }, kMaxJiffiesPerOp - std::min(spent, kMaxJiffiesPerOp)))
+      dd_slots.push_back(s);  // still throttled (or in the device): checked at quiesce
+    if (!s->done) status = -EAGAIN;
+    else if (s->status != 0) status = s->status;
+  }
+  blk::css_put(css);
+  const uint64_t took = kern::jiffies() - t0;
+  if (status != 0) return status;
+  if (judge) {
+    // The limits on the path, from the model (io.max is checked against it elsewhere).
+    std::vector<oracle::DdLevel> path;
+    const int k = op.bio_op == BioOp::kWrite ? 1 : 0;
+    for (std::string p = op.path; p != "/"; p = p.substr(0, std::max<size_t>(p.rfind('/'), 1))) {
+      oracle::DdLevel l;
+      if (const std::vector<uint64_t>* lim = model.limits(p, d->dev)) {
+        l.bps = (*lim)[k];
+        l.iops = (*lim)[2 + k];
+      }
+      path.push_back(l);
+    }
+    oracle::DdRun run;
+    run.hz = kern::hz();
+    if (blk::throtl_data* td = ref.g->queue->td.load(std::memory_order_acquire)) {
+      const kern::irqflags_t f = td->lock.lock_irqsave();
+      run.slice = td->throtl_slice;
+      td->lock.unlock_irqrestore(f);
+    }
+    run.latency = ref.g->latency;
+    run.lateness = lateness;
+    run.size = op.n;
+    run.count = op.m;
+    const uint64_t max_io = ref.g->max_io_bytes;
+    run.pieces = max_io ? (op.n + max_io - 1) / max_io : 1;
+    run.debt_bytes = debt;
+    const oracle::DdBounds b = oracle::dd_bounds(path, run);
+    if (b.limited) ++stats.rate_checks;
+    if (b.limited && (took < b.min || took > b.max))
+      violation(took < b.min ? "throtl:dd-too-fast" : "throtl:dd-too-slow",
+                op_to_text(op) + ": took " + std::to_string(took) + " jiffies; the limits on " +
+                    op.path + " allow " + std::to_string(b.min) + ".." + std::to_string(b.max) +
+                    " (ideal " + std::to_string(b.ideal) + ", HZ=" + std::to_string(run.hz) +
+                    ", slice " + std::to_string(run.slice) + ")");
+  }
+  return static_cast<long>(took);
 }
 
 // Lock state once every task has finished (step 0 of quiesce): no lock of the world may
@@ -988,6 +1136,8 @@ void World::Impl::quiesce() {
   for (auto& [bh, s] : bios)
     if (s->submitted && !s->chained && !s->done)
       violation("bio-never-completed", "b" + std::to_string(bh) + " was submitted and never completed");
+  for (Slot* s : dd_slots)
+    if (!s->done) violation("bio-never-completed", "a bio of a dd was submitted and never completed");
   h.flush_frees();
   // 2b. Reference counts: with no bio and no pending free left, each is what the object
   // graph says (oracle/ref_check.h).

@@ -41,6 +41,7 @@ struct ExecStats {
   size_t ops = 0;
   size_t expectations = 0;
   size_t model_checks = 0;
+  size_t rate_checks = 0;  // dd runs judged against the limits on their path
 };
 
 class World {

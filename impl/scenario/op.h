@@ -21,7 +21,7 @@ enum class OpKind : uint8_t {
   kMkdir,         // mkdir PATH
   kRmdir,         // rmdir PATH
   kAttach,        // attach PID PATH             (writes PID to PATH/cgroup.procs)
-  kDiskAlloc,     // disk_alloc D MAJ:MIN [max_io=N] [latency=N]
+  kDiskAlloc,     // disk_alloc D MAJ:MIN [max_io=N] [latency=N] [slice=N]
   kDiskAdd,       // disk_add D
   kDiskDel,       // disk_del D
   kDiskRelease,   // disk_release D
@@ -47,6 +47,9 @@ enum class OpKind : uint8_t {
   kFaultProb,     // fault_prob PERMILLE SEED
   kFaultOff,      // fault_off
   kLegacy,        // legacy_hierarchy             (first op only: a cgroup v1 world)
+  kHz,            // hz N                         (first op, or second after legacy_hierarchy)
+  kTimerLate,     // timer_late N                 (timers fire N jiffies late from now on)
+  kDd,            // dd PATH D read|write SIZE COUNT  (a synchronous issuer; elapsed jiffies)
   kCount
 };
 
@@ -73,6 +76,7 @@ struct Op {
   uint64_t n = 0;     // size, bytes, pid, jiffies, N, permille
   uint64_t m = 0;     // second number: major (disk_alloc), seed (fault_prob), site N
   uint64_t latency = 0, max_io = 0;  // disk_alloc options
+  uint64_t slice = 0;                 // disk_alloc: the throttle slice in jiffies (0: HZ/10)
   BioOp bio_op = BioOp::kRead;
   unsigned flags = 0;  // kFlag*
   bool nowait = false;

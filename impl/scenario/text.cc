@@ -12,7 +12,8 @@ const char* const kNames[] = {
     "disk_release", "partition", "write",       "read",          "bio",       "assoc",
     "clone",        "split",    "submit",       "complete",      "wait",      "flush",
     "pol_register", "pol_unregister", "pol_activate", "pol_deactivate", "advance", "run",
-    "fault_nth",    "fault_site", "fault_prob", "fault_off", "legacy_hierarchy"};
+    "fault_nth",    "fault_site", "fault_prob", "fault_off", "legacy_hierarchy", "hz",
+    "timer_late",   "dd"};
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(OpKind::kCount));
 
 const struct {
@@ -225,6 +226,7 @@ struct LineParser {
       const bool num = parse_u64(val, &v);
       if (op.kind == OpKind::kDiskAlloc && key == "max_io" && num) op.max_io = v;
       else if (op.kind == OpKind::kDiskAlloc && key == "latency" && num) op.latency = v;
+      else if (op.kind == OpKind::kDiskAlloc && key == "slice" && num && v > 0) op.slice = v;
       else if (op.kind == OpKind::kWait && key == "max" && num) op.n = v;
       else if (op.kind == OpKind::kBio && w == "meta") op.flags |= kFlagMeta;
       else if (op.kind == OpKind::kBio && w == "swap") op.flags |= kFlagSwap;
@@ -328,6 +330,15 @@ struct LineParser {
         }
         return true;
       case OpKind::kAdvance: return number(&op.n, "jiffies");
+      case OpKind::kHz: return number(&op.n, "HZ");
+      case OpKind::kTimerLate: return number(&op.n, "jiffies");
+      case OpKind::kDd:
+        if (!path("cgroup path") || !handle('d', &op.a, "disk") || !word(&w, "direction"))
+          return false;
+        if (w == "read") op.bio_op = BioOp::kRead;
+        else if (w == "write") op.bio_op = BioOp::kWrite;
+        else return fail("bad direction '" + w + "' (read, write)");
+        return number(&op.n, "size") && number(&op.m, "count");
       case OpKind::kFaultNth: return number(&op.n, "N");
       case OpKind::kFaultSite:
         if (!word(&op.data, "site name")) return false;
@@ -469,6 +480,7 @@ std::string op_to_text(const Op& op) {
       s += d(op.a) + " " + std::to_string(op.m) + ":" + std::to_string(op.n);
       if (op.max_io) s += " max_io=" + std::to_string(op.max_io);
       if (op.latency) s += " latency=" + std::to_string(op.latency);
+      if (op.slice) s += " slice=" + std::to_string(op.slice);
       break;
     case OpKind::kDiskAdd:
     case OpKind::kDiskDel:
@@ -509,7 +521,13 @@ std::string op_to_text(const Op& op) {
       if (op.n) s += " max=" + std::to_string(op.n);
       break;
     case OpKind::kAdvance:
+    case OpKind::kHz:
+    case OpKind::kTimerLate:
     case OpKind::kFaultNth: s += " " + std::to_string(op.n); break;
+    case OpKind::kDd:
+      s += " " + op.path + d(op.a) + (op.bio_op == BioOp::kWrite ? " write " : " read ") +
+           std::to_string(op.n) + " " + std::to_string(op.m);
+      break;
     case OpKind::kFaultSite:
       s += " " + op.data;
       if (op.m) s += " " + std::to_string(op.m);

@@ -13,7 +13,8 @@ namespace scenario {
 namespace {
 
 const char* const kSample = R"(# every operation kind, with expectations
-disk_alloc d0 8:16 max_io=4096 latency=2
+hz 250
+disk_alloc d0 8:16 max_io=4096 latency=2 slice=5
 disk_add d0 => 0
 partition d0 1
 mkdir /a
@@ -43,6 +44,9 @@ fault_nth 7
 fault_site pd_alloc.throtl 2
 fault_prob 10 99
 fault_off
+timer_late 1 => 0
+dd /a/b d0 write 4096 16
+dd /a d0 read 512 1 => 0
 write /a/io.max "8:16 rbps=0" => -ERANGE
 rmdir /a/b => -EBUSY
 disk_del d0
@@ -54,7 +58,7 @@ TEST(ScenarioFormat, TextRoundTrip) {
   Scenario s;
   ParseError err;
   ASSERT_TRUE(parse_text(kSample, "sample.scn", &s, &err)) << err.str();
-  EXPECT_EQ(s.ops.size(), 35u);
+  EXPECT_EQ(s.ops.size(), 39u);
   const std::string text = to_text(s);
   Scenario again;
   ASSERT_TRUE(parse_text(text, "printed", &again, &err)) << err.str() << "\n" << text;
