@@ -282,7 +282,14 @@ DdBounds dd_bounds(const std::vector<DdLevel>& path, const DdRun& run) {
       debt = std::max(debt, jiffies_for(std::max(run.debt_bytes, run.size), run.hz, l.bps));
       one = std::max(one, jiffies_for(run.size, run.hz, l.bps));
     }
-  const uint64_t margin = levels * (two_slices + run.lateness + 2) + debt;
+  // Each trim floors the bytes it removes (calculate_bytes_allowed): up to a byte lost per
+  // bio, which at tiny rates is most of a bio (fuzz_ops: 42 one-byte writes at 10 B/s
+  // took 505 jiffies at HZ=100, ideal 420).
+  uint64_t rounding = 0;
+  for (const DdLevel& l : path)
+    if (l.bps != UINT64_MAX && l.bps != 0)
+      rounding = std::max(rounding, jiffies_for(run.count, run.hz, l.bps));
+  const uint64_t margin = levels * (two_slices + run.lateness + 2) + debt + rounding;
   if (run.latency == 0) {
     b.max = b.ideal + margin + b.ideal / 8;
   } else {

@@ -37,7 +37,9 @@ constexpr uint64_t kMaxBioSize = 4ull << 20;
 constexpr uint64_t kMinMaxIo = 4096;  // with kMaxBioSize: at most 1024 pieces per bio
 constexpr size_t kMaxDisks = 64;
 constexpr size_t kMaxBios = 4096;
-constexpr uint64_t kMaxDdCount = 256;    // bios per dd
+constexpr uint64_t kMaxDdCount = 128;    // bios per dd
+constexpr uint64_t kMaxDdCountConc = 16; // ... in a concurrent run (never judged there)
+constexpr uint64_t kMaxDdSeconds = 10;   // of virtual time per dd
 constexpr uint64_t kMaxSlice = 1000;     // disk_alloc slice=, jiffies
 constexpr uint64_t kMaxLateness = 3;     // timer_late, jiffies
 
@@ -1005,7 +1007,8 @@ long World::Impl::dd(const Op& op) {
   DiskRef ref(this, d);
   if (!ref.g) return -EBADF;
   if (d->state != 1) return -ENODEV;
-  if (op.n == 0 || op.n > kMaxBioSize || op.m == 0 || op.m > kMaxDdCount) return -EINVAL;
+  if (op.n == 0 || op.n > kMaxBioSize || op.m == 0 || op.m > (conc ? kMaxDdCountConc : kMaxDdCount))
+    return -EINVAL;
   blk::blkcg* css = canonical(op.path) ? h.get_io_css(op.path) : nullptr;
   if (!css) return -ENOENT;
   if (!conc) {
@@ -1017,6 +1020,9 @@ long World::Impl::dd(const Op& op) {
   const uint64_t debt = d->max_bio;
   d->max_bio = std::max(d->max_bio, op.n);
   const uint64_t t0 = kern::jiffies();
+  // Ten seconds of virtual time: a throttled wait fires the pending timer every 8 slices,
+  // so a run at 10 B/s would otherwise cost the fuzzers ~10^5 timer runs per bio.
+  const uint64_t budget = kMaxDdSeconds * kern::hz();
   long status = 0;
   for (uint64_t i = 0; i < op.m && status == 0; ++i) {
     blk::bio* b = blk::bio_alloc(ref.g, static_cast<blk::bio_op>(op.bio_op), op.n, blk::REQ_SYNC,
@@ -1040,7 +1046,7 @@ long World::Impl::dd(const Op& op) {
     blk::bio_associate_blkg_from_css(b, css, /*nowait=*/false);
     blk::submit_bio(b);
     const uint64_t spent = kern::jiffies() - t0;
-    if (!progress_until([s] { return s->done; }, kMaxJiffiesPerOp - std::min(spent, kMaxJiffiesPerOp)))
+    if (!progress_until([s] { return s->done; }, budget - std::min(spent, budget)))
       dd_slots.push_back(s);  // still throttled (or in the device): checked at quiesce
     if (!s->done) status = -EAGAIN;
     else if (s->status != 0) status = s->status;

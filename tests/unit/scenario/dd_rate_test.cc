@@ -27,16 +27,17 @@ class DdRate : public testing::Test {
   void TearDown() override { blk::busted().reset(); }
 };
 
-// blktests throtl/001's first phase as one operation: 256 x 4 KiB at 1 MiB/s, 1 s.
+// blktests throtl/001's first phase as one operation (1 MiB at 1 MiB/s: 1 s), in 8 KiB
+// requests (dd takes at most 128).
 TEST_F(DdRate, ThrottledIssuerTakesItsIdealTime) {
   kern::ReportCapture cap;
   const Scenario s = parse(R"(disk_alloc d0 8:16
 disk_add d0
 mkdir /a
 write /a/io.max "8:16 wbps=1048576"
-dd /a d0 write 4096 256
-dd /a d0 read 4096 256
-read /a/io.stat => "8:16 rbytes=1048576 wbytes=1048576 rios=256 wios=256 dbytes=0 dios=0\n"
+dd /a d0 write 8192 128
+dd /a d0 read 8192 128
+read /a/io.stat => "8:16 rbytes=1048576 wbytes=1048576 rios=128 wios=128 dbytes=0 dios=0\n"
 )");
   World w;
   long took[2] = {};
@@ -66,7 +67,7 @@ std::string random_scenario(std::mt19937_64& rng) {
   const char* groups[] = {"/a", "/a/b", "/c"};
   auto limit = [&] {
     return "write " + std::string(groups[rng() % 3]) + "/io.max \"8:16 wbps=" +
-           pick({"max", "65536", "262144", "1048576", "8388608"}) + " rbps=" +
+           pick({"max", "10", "4096", "65536", "262144", "1048576", "8388608"}) + " rbps=" +
            pick({"max", "131072", "1048576"}) + " wiops=" + pick({"max", "max", "50", "400"}) +
            " riops=" + pick({"max", "max", "100"}) + "\"\n";
   };
@@ -85,7 +86,7 @@ std::string random_scenario(std::mt19937_64& rng) {
       case 2: s += "advance " + pick({"1", "7", "100", "5000"}) + "\n"; break;
       default:
         s += "dd " + std::string(groups[rng() % 3]) + " d0 " + pick({"read", "write", "write"}) + " " +
-             pick({"512", "4096", "16384", "65536", "262144"}) + " " + pick({"1", "3", "16", "64", "256"}) + "\n";
+             pick({"1", "512", "4096", "16384", "65536", "262144"}) + " " + pick({"1", "3", "16", "64", "128"}) + "\n";
     }
   }
   return s;
@@ -122,7 +123,7 @@ disk_add d0
 mkdir /a
 write /a/io.max "8:16 wbps=1048576"
 timer_late 1
-dd /a d0 write 4096 256
+dd /a d0 write 8192 128
 )"},
     {"throtl_split_charges_bps", "throtl:dd-too-slow", R"(disk_alloc d0 8:16 max_io=4096
 disk_add d0
