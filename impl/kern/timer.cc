@@ -172,6 +172,7 @@ std::atomic<uint64_t> lateness{0};
 }  // namespace
 
 void set_timer_lateness(uint64_t j) { lateness.store(j, std::memory_order_relaxed); }
+uint64_t timer_lateness() { return lateness.load(std::memory_order_relaxed); }
 
 bool timer_next_expiry(uint64_t* when) {
   Base& b = base();

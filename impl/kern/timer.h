@@ -63,6 +63,7 @@ bool timer_next_expiry(uint64_t* when);
 // Fault injection: every timer fires `j` jiffies after its expiry (softirq delay, a busy
 // CPU). 0 (the default) fires on time. Set while no timer runs; timers_reset clears it.
 void set_timer_lateness(uint64_t j);
+uint64_t timer_lateness();
 // Fresh world: unlink every pending timer (reported as kTimer if any).
 void timers_reset();
 

@@ -250,24 +250,30 @@ DdBounds dd_bounds(const std::vector<DdLevel>& path, const DdRun& run) {
   const uint64_t two_slices = 2 * run.slice;
   uint64_t levels = 0;
   bool iops_limited = false;
+  // Per bps limit: one bio's wait; a debt left by earlier IO (the largest bio the disk saw);
+  // and the rounding of trims, which floor the bytes they remove (calculate_bytes_allowed):
+  // up to a byte lost per bio, most of a bio at tiny rates (fuzz_ops: 42 one-byte writes at
+  // 10 B/s took 505 jiffies at HZ=100, ideal 420). The largest over the path of each.
+  uint64_t one = 0, debt = 0, rounding = 0;
+  // A limit's ideal time t, and the earliest a run may end under it: one bio or IO of
+  // budget, plus two slices (one granted at a slice's start, one of slack kept by trims).
+  auto limit = [&](uint64_t t, uint64_t unit) {
+    b.ideal = std::max(b.ideal, t);
+    b.min = std::max(b.min, t > two_slices + unit ? t - two_slices - unit : 0);
+  };
   for (const DdLevel& l : path) {
-    bool lim = false;
-    if (l.bps != UINT64_MAX && l.bps != 0) {
-      lim = true;
-      const uint64_t t = jiffies_for(bytes, run.hz, l.bps);
-      const uint64_t one = jiffies_for(run.size, run.hz, l.bps);
-      b.ideal = std::max(b.ideal, t);
-      b.min = std::max(b.min, t > two_slices + one ? t - two_slices - one : 0);
+    const bool bps = l.bps != UINT64_MAX && l.bps != 0;
+    const bool iops = l.iops != UINT32_MAX && l.iops != 0;
+    if (bps) {
+      const uint64_t unit = jiffies_for(run.size, run.hz, l.bps);
+      limit(jiffies_for(bytes, run.hz, l.bps), unit);
+      one = std::max(one, unit);
+      debt = std::max(debt, jiffies_for(std::max(run.debt_bytes, run.size), run.hz, l.bps));
+      rounding = std::max(rounding, jiffies_for(run.count, run.hz, l.bps));
     }
-    if (l.iops != UINT32_MAX && l.iops != 0) {
-      lim = true;
-      iops_limited = true;
-      const uint64_t t = jiffies_for(ios, run.hz, l.iops);
-      const uint64_t one = jiffies_for(run.pieces, run.hz, l.iops);
-      b.ideal = std::max(b.ideal, t);
-      b.min = std::max(b.min, t > two_slices + one ? t - two_slices - one : 0);
-    }
-    if (lim) ++levels;
+    if (iops) limit(jiffies_for(ios, run.hz, l.iops), jiffies_for(run.pieces, run.hz, l.iops));
+    iops_limited |= iops;
+    levels += bps || iops;
   }
   b.limited = levels != 0;
   // With two limited groups on the path, a child that forwards a bio starts its parent's
@@ -275,20 +281,6 @@ DdBounds dd_bounds(const std::vector<DdLevel>& path, const DdRun& run) {
   // pass more than its limit for a while (measured: 64 IOs at 50 IOPS in 1.0 s instead of
   // 1.28 s). The lower bound is kept for one limited group only.
   if (levels > 1) b.min = 0;
-  // A debt left by earlier IO, in the slowest group's time; one bio's wait.
-  uint64_t debt = 0, one = 0;
-  for (const DdLevel& l : path)
-    if (l.bps != UINT64_MAX && l.bps != 0) {
-      debt = std::max(debt, jiffies_for(std::max(run.debt_bytes, run.size), run.hz, l.bps));
-      one = std::max(one, jiffies_for(run.size, run.hz, l.bps));
-    }
-  // Each trim floors the bytes it removes (calculate_bytes_allowed): up to a byte lost per
-  // bio, which at tiny rates is most of a bio (fuzz_ops: 42 one-byte writes at 10 B/s
-  // took 505 jiffies at HZ=100, ideal 420).
-  uint64_t rounding = 0;
-  for (const DdLevel& l : path)
-    if (l.bps != UINT64_MAX && l.bps != 0)
-      rounding = std::max(rounding, jiffies_for(run.count, run.hz, l.bps));
   const uint64_t margin = levels * (two_slices + run.lateness + 2) + debt + rounding;
   if (run.latency == 0) {
     b.max = b.ideal + margin + b.ideal / 8;

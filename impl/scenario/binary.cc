@@ -226,8 +226,9 @@ struct Decoder {
     }
   }
 
-  // Decodes one op's arguments; false when the input ended inside it.
-  bool args(Op& op) {
+  // Decodes one op's arguments; false when the input ended inside it. variant: bits 5-7
+  // of the opcode byte.
+  bool args(Op& op, unsigned variant) {
     uint8_t b;
     switch (op.kind) {
       case OpKind::kMkdir: {  // parent + name index, or a literal path
@@ -249,8 +250,7 @@ struct Decoder {
         if (!new_handle(&op.a) || !r.varint(&op.m) || !r.varint(&op.n) || !r.varint(&op.max_io) ||
             !r.varint(&op.latency))
           return false;
-        // op.slice != 0 here: bit 5 of the opcode announced one more varint, the slice.
-        if (op.slice != 0 && !r.varint(&op.slice)) return false;
+        if ((variant & 1) && !r.varint(&op.slice)) return false;  // bit 5: a slice follows
         if (op.m > 4095 || op.n > 1048575) valid = false;
         return true;
       case OpKind::kDiskAdd:
@@ -607,11 +607,10 @@ void decode_binary(const uint8_t* data, size_t size, Scenario* out) {
     op.task = task;
     const unsigned variant = code >> 5;  // bits 5-7: a variant for some opcodes (FORMAT.md)
     if (is_pol_op(op.kind)) op.cpd_only = variant & 1;  // the cpd-only policy
-    if (op.kind == OpKind::kDiskAlloc && (variant & 1)) op.slice = 1;  // a slice follows
     if (op.kind == OpKind::kBio && (variant & 1)) op.kind = OpKind::kDd;
     if (op.kind == OpKind::kLegacy && (variant & 3) == 1) op.kind = OpKind::kHz;
     if (op.kind == OpKind::kLegacy && (variant & 3) == 2) op.kind = OpKind::kTimerLate;
-    if (!d.args(op)) break;  // truncated: the scenario ends here
+    if (!d.args(op, variant)) break;  // truncated: the scenario ends here
     last_valid = d.valid;
     if (!d.valid) continue;
     d.names.after(op);

@@ -163,7 +163,6 @@ struct World::Impl {
   // the task it runs on top of (an inline kworker, an interrupt delivery).
   std::vector<std::pair<const kern::Task*, int>> task_op;
   uint64_t clock_seen = kern::kInitialJiffies;  // jiffies after the latest operation
-  uint64_t lateness = 0;                         // timer_late
   std::vector<Slot*> dd_slots;                   // dd's bios that had not completed
 
   // Operations are numbered from 1, as in the text form (and preempt's op=).
@@ -223,15 +222,25 @@ struct World::Impl {
       if (&d != self && (d.state != 0 || d.busy) && d.dev == dev) return true;
     return false;
   }
-  // Binds handle h to a bio the scenario now owns (completion recorded in the slot).
-  Slot* bind_bio(int h, blk::bio* b, blk::gendisk* disk) {
-    Slot* s = new_slot(h);
-    if (!s) return nullptr;
+  // Slot s now owns bio b of `disk` (its completion is recorded in the slot).
+  static void own(Slot* s, blk::bio* b, blk::gendisk* disk) {
     s->b = b;
     s->disk = disk;
     b->bi_end_io = slot_end_io;
     b->bi_private = s;
+  }
+  // Binds handle h to a bio the scenario now owns.
+  Slot* bind_bio(int h, blk::bio* b, blk::gendisk* disk) {
+    Slot* s = new_slot(h);
+    if (s) own(s, b, disk);
     return s;
+  }
+  // Concurrent mode: the slot's bio holds a harness reference on its disk until reaped.
+  void hold_disk(Slot* s, DiskSlot* d, blk::gendisk* g) {
+    if (!conc) return;
+    s->ds = d;
+    s->ref = g;
+    disk_dup(d, g);
   }
   Slot* owned(int h) {
     auto it = bios.find(h);
@@ -379,6 +388,19 @@ struct World::Impl {
                                        r[path.size()] == '/'))
         return true;
     return false;
+  }
+
+  // The RCU softirq (callbacks whose grace period ended) and the workqueues, until neither
+  // has anything left (an RCU callback queues the blkg and css free work). Returns how
+  // many work items ran.
+  long run_until_idle() {
+    long works = 0;
+    for (;;) {
+      const int cbs = kern::rcu_process_callbacks();
+      const int w = kern::run_pending_work();
+      works += w;
+      if (cbs == 0 && w == 0) return works;
+    }
   }
 
   OpResult run(const Op& op);
@@ -730,11 +752,7 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -EBUSY;
         break;
       }
-      if (conc) {
-        s->ds = d;
-        s->ref = ref.g;
-        disk_dup(d, ref.g);
-      }
+      hold_disk(s, d, ref.g);
       break;
     }
     case OpKind::kAssoc: {
@@ -785,11 +803,7 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -EBUSY;
         break;
       }
-      if (conc) {
-        s->ds = src->ds;
-        s->ref = src->disk;
-        disk_dup(src->ds, src->disk);  // the source's reference keeps the disk alive
-      }
+      hold_disk(s, src->ds, src->disk);  // the source's reference keeps the disk alive
       r.value = ok ? 0 : -EAGAIN;
       break;
     }
@@ -931,16 +945,7 @@ OpResult World::Impl::run(const Op& op) {
       break;
     }
     case OpKind::kAdvance: kern::advance_jiffies(std::min(op.n, kMaxJiffiesPerOp)); break;
-    case OpKind::kRun:
-      // The RCU softirq (callbacks whose grace period ended) and the workqueues, until
-      // neither has anything left (an RCU callback queues the blkg and css free work).
-      for (;;) {
-        const int cbs = kern::rcu_process_callbacks();
-        const int works = kern::run_pending_work();
-        r.value += works;
-        if (cbs == 0 && works == 0) break;
-      }
-      break;
+    case OpKind::kRun: r.value = run_until_idle(); break;
     case OpKind::kFaultNth: {
       kern::FaultConfig c;
       c.fail_nth = op.n;
@@ -983,7 +988,6 @@ OpResult World::Impl::run(const Op& op) {
         r.value = -EINVAL;
         break;
       }
-      lateness = op.n;
       kern::set_timer_lateness(op.n);
       break;
     case OpKind::kDd: r.value = dd(op); break;
@@ -1011,10 +1015,7 @@ long World::Impl::dd(const Op& op) {
     return -EINVAL;
   blk::blkcg* css = canonical(op.path) ? h.get_io_css(op.path) : nullptr;
   if (!css) return -ENOENT;
-  if (!conc) {
-    while (kern::rcu_process_callbacks() + kern::run_pending_work() > 0) {
-    }
-  }
+  if (!conc) run_until_idle();
   const bool judge = !conc && dfl && !faults && !d->unbounded_budget &&
                      oracle::throtl_idle(ref.g->queue);
   const uint64_t debt = d->max_bio;
@@ -1031,18 +1032,10 @@ long World::Impl::dd(const Op& op) {
       status = -ENOMEM;
       break;
     }
-    slot_store.emplace_back();
-    Slot* s = &slot_store.back();
-    s->b = b;
-    s->disk = ref.g;
+    Slot* s = &slot_store.emplace_back();  // no handle: nothing else can name it
+    own(s, b, ref.g);
     s->submitted = true;
-    b->bi_end_io = slot_end_io;
-    b->bi_private = s;
-    if (conc) {
-      s->ds = d;
-      s->ref = ref.g;
-      disk_dup(d, ref.g);
-    }
+    hold_disk(s, d, ref.g);
     blk::bio_associate_blkg_from_css(b, css, /*nowait=*/false);
     blk::submit_bio(b);
     const uint64_t spent = kern::jiffies() - t0;
@@ -1058,13 +1051,14 @@ long World::Impl::dd(const Op& op) {
     // The limits on the path, from the model (io.max is checked against it elsewhere).
     std::vector<oracle::DdLevel> path;
     const int k = op.bio_op == BioOp::kWrite ? 1 : 0;
-    for (std::string p = op.path; p != "/"; p = p.substr(0, std::max<size_t>(p.rfind('/'), 1))) {
+    for (std::string p = op.path, parent, leaf; p != "/"; p = parent) {
       oracle::DdLevel l;
       if (const std::vector<uint64_t>* lim = model.limits(p, d->dev)) {
         l.bps = (*lim)[k];
         l.iops = (*lim)[2 + k];
       }
       path.push_back(l);
+      split_file(p, &parent, &leaf);
     }
     oracle::DdRun run;
     run.hz = kern::hz();
@@ -1074,7 +1068,7 @@ long World::Impl::dd(const Op& op) {
       td->lock.unlock_irqrestore(f);
     }
     run.latency = ref.g->latency;
-    run.lateness = lateness;
+    run.lateness = kern::timer_lateness();
     run.size = op.n;
     run.count = op.m;
     const uint64_t max_io = ref.g->max_io_bytes;

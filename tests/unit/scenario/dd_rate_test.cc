@@ -108,7 +108,7 @@ TEST_F(DdRate, RandomEnvironmentsStayInBounds) {
 struct Planted {
   const char* flag;
   const char* signature;
-  const char* scenario;
+  std::string scenario;
 };
 
 // Each planted rate bug of busted.h that a lone issuer can see, with the issuer that
@@ -116,6 +116,12 @@ struct Planted {
 // #157), split pieces charged bps again, split pieces not counted against iops. (A parent
 // that skips the bps of bios its child forwards needs bios queued in the child while the
 // parent binds: several issuers, which a dd of depth one is not.)
+// 64 KiB writes split to 4 KiB pieces at the device, under the limit between the two.
+std::string split_writes_under(const char* limit) {
+  return std::string("disk_alloc d0 8:16 max_io=4096\ndisk_add d0\nmkdir /a\n") +
+         "write /a/io.max \"8:16 " + limit + "\"\ndd /a d0 write 65536 16\n";
+}
+
 const Planted kPlanted[] = {
     {"throtl_trim_no_slack", "throtl:dd-too-slow", R"(hz 100
 disk_alloc d0 8:16 slice=2
@@ -123,20 +129,10 @@ disk_add d0
 mkdir /a
 write /a/io.max "8:16 wbps=1048576"
 timer_late 1
-dd /a d0 write 8192 128
+dd /a d0 write 4096 128
 )"},
-    {"throtl_split_charges_bps", "throtl:dd-too-slow", R"(disk_alloc d0 8:16 max_io=4096
-disk_add d0
-mkdir /a
-write /a/io.max "8:16 wbps=1048576"
-dd /a d0 write 65536 16
-)"},
-    {"throtl_split_no_iops", "throtl:dd-too-fast", R"(disk_alloc d0 8:16 max_io=4096
-disk_add d0
-mkdir /a
-write /a/io.max "8:16 wiops=256"
-dd /a d0 write 65536 16
-)"},
+    {"throtl_split_charges_bps", "throtl:dd-too-slow", split_writes_under("wbps=1048576")},
+    {"throtl_split_no_iops", "throtl:dd-too-fast", split_writes_under("wiops=256")},
 };
 
 TEST_F(DdRate, EachPlantedRateBugIsReported) {
