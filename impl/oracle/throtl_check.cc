@@ -255,11 +255,16 @@ DdBounds dd_bounds(const std::vector<DdLevel>& path, const DdRun& run) {
   // up to a byte lost per bio, most of a bio at tiny rates (fuzz_ops: 42 one-byte writes at
   // 10 B/s took 505 jiffies at HZ=100, ideal 420). The largest over the path of each.
   uint64_t one = 0, debt = 0, rounding = 0;
-  // A limit's ideal time t, and the earliest a run may end under it: one bio or IO of
-  // budget, plus two slices (one granted at a slice's start, one of slack kept by trims).
+  // A limit's ideal time t, and the earliest a run may end under it: one bio or IO, plus
+  // the budget a group may hold when the run starts, four slices. A trim leaves the slice
+  // start less than two slices back (it keeps one of slack) and the slice end up to two
+  // slices ahead (rounded up); a bio arriving just before that end finds the whole span
+  // allowed. (Two slices were too few: fuzz_ops, a write dd right after a read dd of the
+  // same group, 218 jiffies for an ideal of 486 at a 100-jiffy slice.)
+  const uint64_t held = 4 * run.slice;
   auto limit = [&](uint64_t t, uint64_t unit) {
     b.ideal = std::max(b.ideal, t);
-    b.min = std::max(b.min, t > two_slices + unit ? t - two_slices - unit : 0);
+    b.min = std::max(b.min, t > held + unit ? t - held - unit : 0);
   };
   for (const DdLevel& l : path) {
     const bool bps = l.bps != UINT64_MAX && l.bps != 0;

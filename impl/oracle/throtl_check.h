@@ -25,10 +25,11 @@
 //     each submitted when the one before completed, alone on the disk) may take, from the
 //     limits on its path. Ideal: the largest of bytes / bps and IOs / iops over the
 //     groups on the path (IOs count the pieces a split to the device's max_io makes).
-//     Faster than ideal by more than two slices plus one bio's worth means a group passed
-//     more than its limit (the budget a group may hold: one slice granted at a slice's
-//     start, one slice of slack kept by trimming); judged with one limited group on the
-//     path only (a parent's slice may start with its child's credit). Slower than ideal by more than the
+//     Faster than ideal by more than four slices plus one bio's worth means a group passed
+//     more than its limit (the budget a group may hold: a trim keeps one slice of slack
+//     behind and rounds the slice's end up to two slices ahead, and the allowance is
+//     rounded up to whole slices); judged with one limited group on the path only (a
+//     parent's slice may start with its child's credit). Slower than ideal by more than the
 //     device's own time (latency plus timer lateness per bio), two slices, one bio and
 //     one timer's lateness per limited group, and an eighth of the ideal, means budget
 //     was lost: the rate of a saturated group fell below its limit (29cb95593430). The
