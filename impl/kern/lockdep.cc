@@ -351,6 +351,13 @@ LockClass* lock_class(const char* name, bool sleeping) {
   return raw;
 }
 
+LockClass* lock_class(const char* prefix, const char* name, bool sleeping) {
+  char buf[128];
+  const int n = std::snprintf(buf, sizeof buf, "%s%s", prefix, name);
+  if (n >= 0 && static_cast<size_t>(n) < sizeof buf) return lock_class(buf, sleeping);
+  return lock_class((std::string(prefix) + name).c_str(), sleeping);
+}
+
 void lockdep_set_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
 bool lockdep_enabled() { return enabled.load(std::memory_order_relaxed); }
 

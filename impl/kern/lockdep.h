@@ -63,6 +63,9 @@ enum LockUsage : uint32_t {
 
 // Interns the class `name`. `sleeping` must agree with earlier calls for the same name.
 LockClass* lock_class(const char* name, bool sleeping = false);
+// The class "<prefix><name>" (a timer's, a work item's), without allocating a string for
+// the lookup: these are interned on every timer_setup and INIT_WORK.
+LockClass* lock_class(const char* prefix, const char* name, bool sleeping);
 
 void lockdep_set_enabled(bool on);
 bool lockdep_enabled();

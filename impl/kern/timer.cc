@@ -3,9 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
-#include <set>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "impl/kern/clock.h"
@@ -21,10 +19,72 @@ extern std::atomic<uint64_t> jiffies_now;
 
 namespace {
 
+// Firing order: earliest expiry first, then the order of arming (arm_seq is unique, so
+// the order is total and every run fires the same timers in the same order).
+bool fires_before(const timer_list* a, const timer_list* b) {
+  return a->expires != b->expires ? a->expires < b->expires : a->arm_seq < b->arm_seq;
+}
+
+// The pending timers as a binary min-heap on fires_before, each timer knowing its slot
+// (heap_index) so it can be unlinked in O(log n). The vector keeps its capacity, so arming
+// a timer allocates nothing once the heap has grown: a std::set here cost one allocation
+// per mod_timer, the commonest allocation of a throttled fuzz input.
+class TimerHeap {
+ public:
+  bool empty() const { return v_.empty(); }
+  size_t size() const { return v_.size(); }
+  timer_list* top() const { return v_.front(); }
+  void push(timer_list* t) {
+    t->heap_index = v_.size();
+    v_.push_back(t);
+    up(t->heap_index);
+  }
+  void erase(timer_list* t) {
+    const size_t i = t->heap_index;
+    timer_list* last = v_.back();
+    v_.pop_back();
+    if (last == t) return;
+    place(i, last);
+    if (i > 0 && fires_before(last, v_[(i - 1) / 2])) up(i);
+    else down(i);
+  }
+  template <typename F>
+  void clear(F&& each) {
+    for (timer_list* t : v_) each(t);
+    v_.clear();
+  }
+
+ private:
+  void place(size_t i, timer_list* t) {
+    v_[i] = t;
+    t->heap_index = i;
+  }
+  void up(size_t i) {
+    timer_list* t = v_[i];
+    while (i > 0 && fires_before(t, v_[(i - 1) / 2])) {
+      place(i, v_[(i - 1) / 2]);
+      i = (i - 1) / 2;
+    }
+    place(i, t);
+  }
+  void down(size_t i) {
+    timer_list* t = v_[i];
+    for (;;) {
+      size_t c = 2 * i + 1;
+      if (c >= v_.size()) break;
+      if (c + 1 < v_.size() && fires_before(v_[c + 1], v_[c])) ++c;
+      if (!fires_before(v_[c], t)) break;
+      place(i, v_[c]);
+      i = c;
+    }
+    place(i, t);
+  }
+  std::vector<timer_list*> v_;
+};
+
 struct Base {
   spinlock_t lock{"timer_base.lock"};
-  // (expires, arm_seq, timer): the firing order.
-  std::set<std::tuple<uint64_t, uint64_t, timer_list*>> queue GUARDED_BY(lock);
+  TimerHeap queue GUARDED_BY(lock);
   uint64_t next_seq GUARDED_BY(lock) = 0;
   // Handlers in progress (the kernel's base->running_timer), one slot per concurrent
   // firing. Lock-free so del_timer_sync's wait predicate can read them: a slot is claimed
@@ -46,7 +106,7 @@ std::atomic<uint64_t> ignored_rearms{0};
 
 void unlink_locked(Base& b, timer_list* t) REQUIRES(b.lock) {
   if (!t->pending) return;
-  b.queue.erase({t->expires, t->arm_seq, t});
+  b.queue.erase(t);
   t->pending = false;
   nr_pending.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -86,7 +146,7 @@ timer_list::~timer_list() {
 void timer_setup(timer_list* t, void (*fn)(timer_list*), const char* name, int cpu) {
   t->function = fn;
   t->name = name;
-  t->dep = lock_class((std::string("timer:") + name).c_str(), false);
+  t->dep = lock_class("timer:", name, false);
   t->cpu = cpu < 0 ? current()->cpu : cpu;
   t->setup = true;
 }
@@ -105,7 +165,7 @@ bool mod_timer(timer_list* t, uint64_t expires) {
   t->expires = expires;
   t->arm_seq = b.next_seq++;
   t->pending = true;
-  b.queue.insert({t->expires, t->arm_seq, t});
+  b.queue.push(t);
   nr_pending.fetch_add(1, std::memory_order_relaxed);
   b.lock.unlock_irqrestore(f);
   return was;
@@ -178,7 +238,7 @@ bool timer_next_expiry(uint64_t* when) {
   Base& b = base();
   const irqflags_t f = b.lock.lock_irqsave();
   const bool any = !b.queue.empty();
-  if (any) *when = std::get<0>(*b.queue.begin()) + lateness.load(std::memory_order_relaxed);
+  if (any) *when = b.queue.top()->expires + lateness.load(std::memory_order_relaxed);
   b.lock.unlock_irqrestore(f);
   return any;
 }
@@ -187,11 +247,11 @@ bool timer_fire_one(uint64_t until) {
   Base& b = base();
   const uint64_t late = lateness.load(std::memory_order_relaxed);
   irqflags_t f = b.lock.lock_irqsave();
-  if (b.queue.empty() || std::get<0>(*b.queue.begin()) + late > until) {
+  if (b.queue.empty() || b.queue.top()->expires + late > until) {
     b.lock.unlock_irqrestore(f);
     return false;
   }
-  timer_list* t = std::get<2>(*b.queue.begin());
+  timer_list* t = b.queue.top();
   unlink_locked(b, t);
   detail::jiffies_raise_to(t->expires + late);
   void (*fn)(timer_list*) = t->function;
@@ -222,8 +282,7 @@ void timers_reset() {
   lateness.store(0, std::memory_order_relaxed);
   const irqflags_t f = b.lock.lock_irqsave();
   const size_t n = b.queue.size();
-  for (auto& [e, s, t] : b.queue) t->pending = false;
-  b.queue.clear();
+  b.queue.clear([](timer_list* t) { t->pending = false; });
   nr_pending.store(0, std::memory_order_relaxed);
   b.lock.unlock_irqrestore(f);
   ignored_rearms.store(0, std::memory_order_relaxed);

@@ -18,6 +18,7 @@
 // itself stays memory-safe. A shut-down timer ignores re-arming (counted, not reported).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace kern {
@@ -37,6 +38,7 @@ struct timer_list {
   // Below: guarded by timer_base.lock.
   uint64_t expires = 0;
   uint64_t arm_seq = 0;
+  size_t heap_index = 0;  // its slot in the base's heap while pending
   bool pending = false;
   bool shutdown = false;
   bool setup = false;

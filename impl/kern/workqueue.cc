@@ -185,7 +185,7 @@ void worker_main(int idx) {
 void INIT_WORK(work_struct* w, void (*fn)(work_struct*), const char* name) {
   w->func = fn;
   w->name = name;
-  w->dep = lock_class((std::string("work:") + name).c_str(), false);
+  w->dep = lock_class("work:", name, false);
   w->wq = nullptr;
   w->pending.store(false, std::memory_order_relaxed);
   w->next = nullptr;
@@ -196,7 +196,7 @@ workqueue_struct* alloc_workqueue(const char* name, unsigned flags, int max_acti
   wq->name = name;
   wq->flags = flags;
   wq->max_active = (flags & WQ_ORDERED) ? 1 : (max_active > 0 ? max_active : 256);
-  wq->dep = lock_class((std::string("wq:") + name).c_str(), false);
+  wq->dep = lock_class("wq:", name, false);
   Pool& p = pool();
   const irqflags_t f = p.lock.lock_irqsave();
   p.wqs.push_back(wq);

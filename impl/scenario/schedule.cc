@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <tuple>
 
 #include "impl/kern/cpu.h"
 #include "impl/kern/report.h"
@@ -10,10 +11,25 @@
 
 namespace scenario {
 
+namespace {
+bool seam_before(const Preempt* a, const Preempt* b) {
+  return std::tie(a->task, a->op, a->seam) < std::tie(b->task, b->op, b->seam);
+}
+// The index's order: by seam, then by position in the list (the pointers are into one
+// vector, so comparing them is comparing positions).
+bool index_before(const Preempt* a, const Preempt* b) {
+  return seam_before(a, b) || (!seam_before(b, a) && a < b);
+}
+}  // namespace
+
 ScheduleSource::ScheduleSource(const Schedule& sched, size_t nr_ops,
                                std::vector<FiberState>* fibers,
                                std::function<void(const Preempt&)> record)
-    : sched_(sched), nr_ops_(nr_ops), fibers_(fibers), record_(std::move(record)) {}
+    : sched_(sched), nr_ops_(nr_ops), fibers_(fibers), record_(std::move(record)) {
+  by_seam_.reserve(sched_.preempts.size());
+  for (const Preempt& p : sched_.preempts) by_seam_.push_back(&p);
+  std::sort(by_seam_.begin(), by_seam_.end(), index_before);
+}
 
 void ScheduleSource::begin(int nr_tasks) {
   last_ = -1;
@@ -47,11 +63,11 @@ int ScheduleSource::choose(const std::vector<int>& runnable, int cur, kern::Seam
   if (inner_) {
     pick = inner_->choose(runnable, cur, kind, step);
   } else {
-    for (const Preempt& p : sched_.preempts) {
-      if (p.task != from.tag || p.op != from.op || p.seam != from.seams) continue;
+    const Preempt here{from.tag, from.op, from.seams, 0};
+    auto it = std::lower_bound(by_seam_.begin(), by_seam_.end(), &here, seam_before);
+    if (it != by_seam_.end() && !seam_before(&here, *it)) {
       for (int r : runnable)
-        if ((*fibers_)[static_cast<size_t>(r)].tag == p.to) pick = r;
-      break;
+        if ((*fibers_)[static_cast<size_t>(r)].tag == (*it)->to) pick = r;
     }
   }
   if (pick != def) {

@@ -57,6 +57,10 @@ class ScheduleSource final : public kern::DecisionSource {
   std::vector<FiberState>* fibers_;
   std::function<void(const Preempt&)> record_;
   std::unique_ptr<kern::DecisionSource> inner_;  // kPct / kWalk
+  // kList: the preemptions ordered by (task, op, seam), stably (the first listed wins
+  // when two name the same seam), so a seam finds its own by binary search instead of a
+  // scan of the whole list: choose runs at every seam of every task.
+  std::vector<const Preempt*> by_seam_;
   int last_ = -1;  // the fiber that ran last (the one that reached this seam)
   uint64_t preemptions_ = 0;
 };

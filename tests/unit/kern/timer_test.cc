@@ -96,6 +96,64 @@ TEST_F(TimerTest, ModTimerRearmsAndDelTimerCancels) {
   EXPECT_TRUE(fired.empty());
 }
 
+// The timer base is a heap with each timer's slot in it: arming, re-arming and deleting in
+// any order must still fire by (expiry, order of the last arming), as a sorted list would.
+struct Logged {
+  timer_list timer;
+  std::vector<std::pair<uint64_t, int>>* log = nullptr;
+  int id = 0;
+};
+
+void logged_fn(timer_list* t) {
+  Logged* l = reinterpret_cast<Logged*>(t);  // timer is the first member
+  l->log->push_back({jiffies(), l->id});
+}
+
+TEST_F(TimerTest, RandomArmingFiresInSortedOrder) {
+  constexpr int kTimers = 40;
+  uint64_t rng = 0x9e3779b97f4a7c15ull;
+  auto next = [&rng](uint64_t n) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return rng % n;
+  };
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::pair<uint64_t, int>> log;
+    std::vector<Logged> timers(kTimers);
+    const uint64_t t0 = jiffies();
+    // The reference: each timer's (expiry, sequence number of its last arming) if pending.
+    std::vector<std::pair<uint64_t, uint64_t>> armed(kTimers);
+    std::vector<bool> pending(kTimers, false);
+    uint64_t seq = 0;
+    for (int i = 0; i < kTimers; ++i) {
+      timers[i].log = &log;
+      timers[i].id = i;
+      timer_setup(&timers[i].timer, logged_fn, "test.heap");
+    }
+    for (int step = 0; step < 200; ++step) {
+      const int i = static_cast<int>(next(kTimers));
+      if (next(4) == 0) {
+        EXPECT_EQ(del_timer(&timers[i].timer), pending[i]);
+        pending[i] = false;
+      } else {
+        const uint64_t at = t0 + 1 + next(8);  // few expiries: many ties
+        EXPECT_EQ(mod_timer(&timers[i].timer, at), pending[i]);
+        armed[i] = {at, ++seq};
+        pending[i] = true;
+      }
+    }
+    std::vector<int> order;
+    for (int i = 0; i < kTimers; ++i)
+      if (pending[i]) order.push_back(i);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return armed[a] < armed[b]; });
+    std::vector<std::pair<uint64_t, int>> want;
+    for (int i : order) want.push_back({armed[i].first, i});
+    EXPECT_EQ(nr_pending_timers(), want.size());
+    advance_jiffies(10);
+    EXPECT_EQ(log, want) << "round " << round;
+    EXPECT_EQ(nr_pending_timers(), 0u);
+  }
+}
+
 TEST_F(TimerTest, HandlerRearmWithinWindowFiresAgain) {
   std::vector<uint64_t> fired;
   Probe a{{}, &fired, 1};
