@@ -12,7 +12,8 @@
 // NONDETERMINISM report naming the step and seam where the runs parted.
 //
 // Under libFuzzer, one mutation in three changes only the schedule (sched_mutate.h); the
-// others are libFuzzer's own. AFL++'s driver and the replay driver never call it.
+// others are libFuzzer's own. Each run's length is noted for that mutation (a PCT
+// schedule's steps=). AFL++'s driver and the replay driver never call it.
 #include <cstddef>
 #include <cstdint>
 
@@ -32,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   scenario::strip_expectations(&s);
   static unsigned runs = 0;
   if (++runs % 64 == 0) scenario::check_determinism(s);
-  else scenario::run_concurrent(s);
+  else fuzz::note_steps(data, size, scenario::run_concurrent(s).run.steps);
   return 0;
 }
 

@@ -15,12 +15,22 @@
 //
 // Preemptions are only ever placed where they can fire: inside an operation of the task
 // they name, after the prologue, towards another task that runs on a fiber.
+//
+// A PCT schedule draws its change points among its `steps` first decisions; one past the
+// end of the run is wasted, and the default (25 per operation) overshot a two-task race's
+// run by 2.7 times. The harness notes how many decisions each input's run took
+// (note_steps); when the input being mutated was run, a PCT schedule made or reseeded
+// from it gets that length, an eighth more (another interleaving is a little longer or
+// shorter), written into the input, so it still replays on its own.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "impl/scenario/binary.h"
@@ -28,11 +38,37 @@
 
 namespace fuzz {
 
+inline uint64_t input_hash(const uint8_t* data, size_t size) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 0x100000001b3ull;
+  return h;
+}
+
+// The scheduling decisions of recent runs, by input hash: direct-mapped, fixed size (no
+// allocation per run; a collision forgets the older input). One fuzzing thread only.
+inline std::array<std::pair<uint64_t, uint32_t>, 1 << 14>& measured_steps() {
+  static std::array<std::pair<uint64_t, uint32_t>, 1 << 14> table{};
+  return table;
+}
+
+inline void note_steps(const uint8_t* data, size_t size, uint64_t steps) {
+  const uint64_t h = input_hash(data, size);
+  measured_steps()[h % measured_steps().size()] = {h, static_cast<uint32_t>(std::min<uint64_t>(steps, UINT32_MAX))};
+}
+
+// 0 when this input has not been run (recently).
+inline uint32_t steps_of(const uint8_t* data, size_t size) {
+  const uint64_t h = input_hash(data, size);
+  const auto& e = measured_steps()[h % measured_steps().size()];
+  return e.first == h ? e.second : 0;
+}
+
 // Writes the mutated input over data (at most max_size bytes) and returns its size; 0 when
 // there is nothing to do (no schedule, fewer than two fiber tasks, or the result would not
 // fit), in which case data is unchanged.
 inline size_t mutate_schedule(uint8_t* data, size_t size, size_t max_size, uint64_t seed) {
   using scenario::Schedule;
+  const uint32_t measured = steps_of(data, size);
   scenario::Scenario s = scenario::decode_binary(data, size);
   if (s.sched.kind == Schedule::kNone) return 0;
   const std::vector<int> tasks = scenario::fiber_tasks(s);
@@ -63,6 +99,7 @@ inline size_t mutate_schedule(uint8_t* data, size_t size, size_t max_size, uint6
     sc.kind = pick(2) ? Schedule::kPct : Schedule::kWalk;
     sc.seed = rng();
     sc.depth = sc.kind == Schedule::kPct ? 1 + static_cast<int>(pick(scenario::kMaxPctDepth)) : 1;
+    sc.steps = 0;
   };
 
   Schedule& sc = s.sched;
@@ -94,6 +131,8 @@ inline size_t mutate_schedule(uint8_t* data, size_t size, size_t max_size, uint6
       default: random_source(sc); break;
     }
   }
+  if (sc.kind == Schedule::kPct && measured != 0)
+    sc.steps = std::min<uint32_t>(measured + measured / 8, scenario::kMaxPctSteps);
   if (sc == before) return 0;
   const std::vector<uint8_t> out = scenario::encode_binary(s);
   if (out.size() > max_size) return 0;

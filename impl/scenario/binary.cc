@@ -558,8 +558,9 @@ void decode_binary(const uint8_t* data, size_t size, Scenario* out) {
       continue;
     }
     if (kind == kSchedCode) {
-      // sub % 4: 0 list; 1 pct (varint seed, depth byte); 2 walk (varint seed); 3 preempt
-      // (task byte, varint op, varint seam - 1, to byte).
+      // sub % 4: 0 list; 1 pct (varint seed, depth byte, then with bit 2 of sub a varint
+      // steps - 1); 2 walk (varint seed); 3 preempt (task byte, varint op, varint seam - 1,
+      // to byte).
       uint8_t sub;
       if (!d.r.byte(&sub)) break;
       Schedule& sc = s.sched;
@@ -570,10 +571,15 @@ void decode_binary(const uint8_t* data, size_t size, Scenario* out) {
           sc.kind = Schedule::kList;
           sc.seed = 0;
           sc.depth = 1;
+          sc.steps = 0;
           break;
         case 1:
           if (!d.r.varint(&v) || !d.r.byte(&b)) return;
           sc = {Schedule::kPct, v, 1 + b % kMaxPctDepth, {}};
+          if (sub & 4) {
+            if (!d.r.varint(&w)) return;
+            sc.steps = static_cast<uint32_t>(1 + w % kMaxPctSteps);
+          }
           break;
         case 2:
           if (!d.r.varint(&v)) return;
@@ -625,9 +631,11 @@ std::vector<uint8_t> encode_binary(const Scenario& s) {
   const Schedule& sc = s.sched;
   if (sc.kind != Schedule::kNone) {
     w.byte(kSchedCode);
-    w.byte(static_cast<uint8_t>(sc.kind - 1));  // list 0, pct 1, walk 2
+    const bool steps = sc.kind == Schedule::kPct && sc.steps != 0;
+    w.byte(static_cast<uint8_t>((sc.kind - 1) | (steps ? 4 : 0)));  // list 0, pct 1, walk 2
     if (sc.kind != Schedule::kList) w.varint(sc.seed);
     if (sc.kind == Schedule::kPct) w.byte(static_cast<uint8_t>(sc.depth - 1));
+    if (steps) w.varint(sc.steps - 1);
   }
   for (const Op& op : s.ops) encode_op(w, op);
   for (const Preempt& p : sc.preempts) {

@@ -108,6 +108,11 @@ struct Schedule {
   uint64_t seed = 0;
   int depth = 1;  // kPct: the bug depth (number of priority change points + 1)
   std::vector<Preempt> preempts;  // kList only
+  // kPct: how many scheduling decisions the run is expected to take, the range PCT draws
+  // its change points from; 0: 25 per operation (at least 100). A change point past the
+  // end of the run is wasted, so fuzz_sched's schedule mutation writes here the length it
+  // measured for the same operations (fuzz/sched_mutate.h).
+  uint32_t steps = 0;
   bool operator==(const Schedule&) const = default;
 };
 
@@ -127,6 +132,7 @@ inline bool is_pol_op(OpKind k) {
 }  // task tags T0..T7
 
 inline constexpr int kMaxPctDepth = 8;
+inline constexpr uint32_t kMaxPctSteps = 100000;  // a PCT schedule's steps=
 
 // Drops every expectation (fuzzers: random expectations are noise; the oracle still runs).
 inline void strip_expectations(Scenario* s) {

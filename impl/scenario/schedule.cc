@@ -39,7 +39,9 @@ void ScheduleSource::begin(int nr_tasks) {
     f.seams = 0;
   }
   // PCT's change points fall among the first k decisions: about 25 per operation.
-  const uint32_t k = static_cast<uint32_t>(std::clamp<size_t>(25 * nr_ops_, 100, 100000));
+  const uint32_t k = sched_.steps != 0
+                         ? sched_.steps
+                         : static_cast<uint32_t>(std::clamp<size_t>(25 * nr_ops_, 100, 100000));
   if (sched_.kind == Schedule::kPct) inner_ = std::make_unique<kern::PctSource>(sched_.seed, sched_.depth, k);
   else if (sched_.kind == Schedule::kWalk) inner_ = std::make_unique<kern::RandomWalk>(sched_.seed);
   else inner_.reset();

@@ -150,16 +150,19 @@ bool parse_schedule_line(const std::string& first, Lexer& lx, Schedule* sc, std:
     else return *why = "unknown schedule '" + w + "' (list, pct, walk)", false;
     sc->seed = 0;
     sc->depth = 1;
+    sc->steps = 0;
     while (lx.word(&w)) {
       uint64_t v;
       if (parse_kv(w, "seed", UINT64_MAX, &v)) sc->seed = v;
       else if (parse_kv(w, "depth", kMaxPctDepth, &v) && v >= 1) sc->depth = static_cast<int>(v);
+      else if (parse_kv(w, "steps", kMaxPctSteps, &v) && v >= 1) sc->steps = static_cast<uint32_t>(v);
       else return *why = "bad schedule option '" + w + "' (seed=N, depth=1.." +
-                         std::to_string(kMaxPctDepth) + ")", false;
+                         std::to_string(kMaxPctDepth) + ", steps=1.." +
+                         std::to_string(kMaxPctSteps) + ")", false;
     }
     if ((sc->kind == Schedule::kList && (sc->seed != 0 || sc->depth != 1)) ||
-        (sc->kind == Schedule::kWalk && sc->depth != 1))
-      return *why = "seed= goes with pct and walk, depth= with pct only", false;
+        (sc->kind != Schedule::kPct && (sc->depth != 1 || sc->steps != 0)))
+      return *why = "seed= goes with pct and walk, depth= and steps= with pct only", false;
     if (sc->kind != Schedule::kList && !sc->preempts.empty())
       return *why = "preempt lines need 'schedule list'", false;
     return true;
@@ -558,6 +561,7 @@ std::string schedule_to_text(const Schedule& sc) {
   std::string s = std::string("schedule ") + kinds[sc.kind];
   if (sc.kind != Schedule::kList) s += " seed=" + std::to_string(sc.seed);
   if (sc.kind == Schedule::kPct) s += " depth=" + std::to_string(sc.depth);
+  if (sc.kind == Schedule::kPct && sc.steps != 0) s += " steps=" + std::to_string(sc.steps);
   return s + "\n";
 }
 

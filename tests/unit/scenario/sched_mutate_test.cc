@@ -97,6 +97,34 @@ TEST(SchedMutate, ExplicitListGrowsShrinksAndMoves) {
   EXPECT_TRUE(deltas.count(1) && deltas.count(-1) && deltas.count(0));
 }
 
+// A PCT schedule made from an input that has run spans that run's length (and an eighth),
+// written into the input; one made from an input never run keeps the default (0).
+TEST(SchedMutate, PctStepsComeFromTheMeasuredRun) {
+  const Scenario s = load("corpus/scenarios/sched-free-deactivate.scn");
+  ASSERT_EQ(s.sched.kind, Schedule::kPct);
+  const std::vector<uint8_t> in = scenario::encode_binary(s);
+  auto pct_steps = [&in] {
+    std::set<uint32_t> seen;
+    for (int i = 0; i < 200; ++i) {
+      std::vector<uint8_t> buf(in);
+      buf.resize(in.size() + 256);
+      const size_t size = mutate_schedule(buf.data(), in.size(), buf.size(), static_cast<uint64_t>(i));
+      const Scenario out = scenario::decode_binary(buf.data(), size);
+      if (size && out.sched.kind == Schedule::kPct) seen.insert(out.sched.steps);
+    }
+    return seen;
+  };
+  measured_steps().fill({});
+  EXPECT_EQ(pct_steps(), std::set<uint32_t>{0});
+  const uint64_t steps = scenario::run_concurrent(s).run.steps;
+  ASSERT_GT(steps, 20u);
+  note_steps(in.data(), in.size(), steps);
+  EXPECT_EQ(pct_steps(), std::set<uint32_t>{static_cast<uint32_t>(steps + steps / 8)});
+  // Far below the default's 25 per operation: the point of measuring.
+  EXPECT_LT(steps + steps / 8, 25 * s.ops.size());
+  measured_steps().fill({});
+}
+
 TEST(SchedMutate, NothingToDoLeavesTheInputAlone) {
   Scenario s = load("corpus/scenarios/sched-destroy-free.scn");
   s.sched = {};  // no schedule: fuzz_sched rejects such inputs anyway

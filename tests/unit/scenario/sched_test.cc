@@ -49,7 +49,8 @@ TEST(SchedFormat, ScheduleLinesRoundTrip) {
   EXPECT_EQ(parse(to_text(s)), s);
   const std::vector<uint8_t> bin = encode_binary(s);
   EXPECT_EQ(decode_binary(bin.data(), bin.size()), s);
-  for (const char* t : {"schedule pct seed=7 depth=3\nT1: run\n", "schedule walk seed=9\nrun\n"}) {
+  for (const char* t : {"schedule pct seed=7 depth=3\nT1: run\n", "schedule walk seed=9\nrun\n",
+                        "schedule pct seed=7 depth=2 steps=140\nT1: run\n"}) {
     const Scenario p = parse(t);
     EXPECT_EQ(parse(to_text(p)), p) << t;
     const std::vector<uint8_t> b = encode_binary(p);
@@ -66,6 +67,8 @@ TEST(SchedFormat, MalformedScheduleLinesNameTheLine) {
       {"run\nschedule often\n", 2, "unknown schedule"},
       {"schedule list seed=3\n", 1, "seed= goes with pct and walk"},
       {"schedule pct depth=9\n", 1, "bad schedule option"},
+      {"schedule pct steps=0\n", 1, "bad schedule option"},
+      {"schedule walk seed=1 steps=50\n", 1, "steps= with pct only"},
       {"preempt T1 op=0 seam=1 T2\n", 1, "malformed preempt"},
       {"preempt T1 op=2 T2\n", 1, "malformed preempt"},
       {"schedule walk seed=1\npreempt T1 op=1 seam=1 T0\n", 2, "need 'schedule list'"},
