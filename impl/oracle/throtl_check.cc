@@ -262,9 +262,11 @@ DdBounds dd_bounds(const std::vector<DdLevel>& path, const DdRun& run) {
   // allowed. (Two slices were too few: fuzz_ops, a write dd right after a read dd of the
   // same group, 218 jiffies for an ideal of 486 at a 100-jiffy slice.)
   const uint64_t held = 4 * run.slice;
+  uint64_t min_nested = 0;  // the bound when two limited groups nest (below)
   auto limit = [&](uint64_t t, uint64_t unit) {
     b.ideal = std::max(b.ideal, t);
     b.min = std::max(b.min, t > held + unit ? t - held - unit : 0);
+    min_nested = std::max(min_nested, t / 2 > held + unit ? t / 2 - held - unit : 0);
   };
   for (const DdLevel& l : path) {
     const bool bps = l.bps != UINT64_MAX && l.bps != 0;
@@ -282,10 +284,15 @@ DdBounds dd_bounds(const std::vector<DdLevel>& path, const DdRun& run) {
   }
   b.limited = levels != 0;
   // With two limited groups on the path, a child that forwards a bio starts its parent's
-  // new slice at its own slice start (start_parent_slice_with_credit): the parent may then
-  // pass more than its limit for a while (measured: 64 IOs at 50 IOPS in 1.0 s instead of
-  // 1.28 s). The lower bound is kept for one limited group only.
-  if (levels > 1) b.min = 0;
+  // new slice at its own slice start (start_parent_slice_with_credit): the time a bio
+  // waited in the child counts as the parent's budget, and the parent may pass more than
+  // its limit for a while (measured: 64 IOs at 50 IOPS in 1.0 s instead of 1.28 s). So
+  // only half the tightest limit's time is required then. A parent that does not charge
+  // the bios its child forwards at all (busted throtl_parent_skips_bps, the 2022 bug)
+  // runs at the child's rate: seen when the child's limit is more than twice the parent's.
+  // (Calibrated on 9,000 random environments with both groups limited and 9,000 mixed:
+  // none fell below half; with that bug planted, 170 of 1,000 nested ones report it.)
+  if (levels > 1) b.min = min_nested;
   const uint64_t margin = levels * (two_slices + run.lateness + 2) + debt + rounding;
   if (run.latency == 0) {
     b.max = b.ideal + margin + b.ideal / 8;

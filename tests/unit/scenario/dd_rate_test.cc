@@ -54,8 +54,9 @@ read /a/io.stat => "8:16 rbytes=1048576 wbytes=1048576 rios=128 wios=128 dbytes=
   EXPECT_EQ(cap.size(), 0u) << cap.dump();
 }
 
-// A random environment, hierarchy, limits and earlier traffic, then dd runs.
-std::string random_scenario(std::mt19937_64& rng) {
+// A random environment, hierarchy, limits and earlier traffic, then dd runs. `nested`:
+// both /a and /a/b limited, and every dd in /a/b.
+std::string random_scenario(std::mt19937_64& rng, bool nested = false) {
   auto pick = [&rng](std::initializer_list<const char*> l) {
     return std::string(l.begin()[rng() % l.size()]);
   };
@@ -72,6 +73,13 @@ std::string random_scenario(std::mt19937_64& rng) {
            " riops=" + pick({"max", "max", "100"}) + "\"\n";
   };
   for (int i = 0; i < 3; ++i) s += limit();
+  if (nested) {
+    s += "write /a/io.max \"8:16 wbps=" + pick({"4096", "65536", "262144", "1048576"}) +
+         " rbps=" + pick({"131072", "1048576"}) + (rng() % 3 == 0 ? " wiops=50" : "") + "\"\n";
+    s += "write /a/b/io.max \"8:16 wbps=" + pick({"4096", "65536", "262144", "1048576", "8388608"}) +
+         " rbps=" + pick({"131072", "1048576", "8388608"}) + (rng() % 3 == 0 ? " wiops=400" : "") +
+         "\"\n";
+  }
   int bio = 0;
   for (int step = 0; step < 8; ++step) {
     switch (rng() % 6) {
@@ -85,7 +93,7 @@ std::string random_scenario(std::mt19937_64& rng) {
       }
       case 2: s += "advance " + pick({"1", "7", "100", "5000"}) + "\n"; break;
       default:
-        s += "dd " + std::string(groups[rng() % 3]) + " d0 " + pick({"read", "write", "write"}) + " " +
+        s += "dd " + std::string(nested ? "/a/b" : groups[rng() % 3]) + " d0 " + pick({"read", "write", "write"}) + " " +
              pick({"1", "512", "4096", "16384", "65536", "262144"}) + " " + pick({"1", "3", "16", "64", "128"}) + "\n";
     }
   }
@@ -96,7 +104,7 @@ TEST_F(DdRate, RandomEnvironmentsStayInBounds) {
   std::mt19937_64 rng(20261207);
   size_t judged = 0;
   for (int i = 0; i < 400; ++i) {
-    const std::string text = random_scenario(rng);
+    const std::string text = random_scenario(rng, /*nested=*/i % 2 == 1);
     kern::ReportCapture cap;
     const ExecStats st = run_scenario(parse(text));
     judged += st.rate_checks;
@@ -113,9 +121,9 @@ struct Planted {
 
 // Each planted rate bug of busted.h that a lone issuer can see, with the issuer that
 // sees it: #41's trim without slack (HZ=100 and a 20 ms slice, as in blktests issue
-// #157), split pieces charged bps again, split pieces not counted against iops. (A parent
-// that skips the bps of bios its child forwards needs bios queued in the child while the
-// parent binds: several issuers, which a dd of depth one is not.)
+// #157), split pieces charged bps again, split pieces not counted against iops, and a
+// parent that does not charge the bios its child forwards (bios big enough to wait in the
+// child, whose limit is eight times the parent's: 1.0 s instead of 8.0 s).
 // 64 KiB writes split to 4 KiB pieces at the device, under the limit between the two.
 std::string split_writes_under(const char* limit) {
   return std::string("disk_alloc d0 8:16 max_io=4096\ndisk_add d0\nmkdir /a\n") +
@@ -133,6 +141,14 @@ dd /a d0 write 4096 128
 )"},
     {"throtl_split_charges_bps", "throtl:dd-too-slow", split_writes_under("wbps=1048576")},
     {"throtl_split_no_iops", "throtl:dd-too-fast", split_writes_under("wiops=256")},
+    {"throtl_parent_skips_bps", "throtl:dd-too-fast", R"(disk_alloc d0 8:16
+disk_add d0
+mkdir /a
+mkdir /a/b
+write /a/io.max "8:16 wbps=262144"
+write /a/b/io.max "8:16 wbps=2097152"
+dd /a/b d0 write 262144 8
+)"},
 };
 
 TEST_F(DdRate, EachPlantedRateBugIsReported) {
