@@ -584,6 +584,21 @@ def main() -> int:
         if san not in ("asan", "ubsan"):
             print(f"campaign: unknown sanitizer build {san!r} (known: asan, ubsan)", file=sys.stderr)
             return 2
+    # Every binary a slot may start must exist before the first one runs: a missing build
+    # found at the first restart would stop the campaign mid-way.
+    if args.engine == "afl":
+        builds = {"afl": ROOT / "build/afl/fuzz"}
+    else:
+        builds = {san: ROOT / ("build/fuzz/fuzz" if san == "asan" else "build/fuzz-ubsan/fuzz")
+                  for san in args.sanitizers.split(",")}
+    for name, d in builds.items():
+        missing = [t for t in args.targets.split(",") if not (d / t).is_file()]
+        if missing:
+            preset = {"asan": "fuzz", "ubsan": "fuzz-ubsan", "afl": "afl"}[name]
+            print(f"campaign: {d / missing[0]} is not built (cmake --preset {preset} && "
+                  f"cmake --build --preset {preset}; `blkcg-torture campaign` builds it), or "
+                  f"leave {name} out of --sanitizers", file=sys.stderr)
+            return 2
     return Campaign(args).run()
 
 

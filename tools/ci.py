@@ -139,7 +139,8 @@ def campaign_smoke(outdir: Path) -> btlib.JUnitCase:
     print("== campaign smoke: fuzz_ops with reset_wipes_set planted, 30 s ==", flush=True)
     env = dict(os.environ, BLKCG_BUSTED="reset_wipes_set")
     res = btlib.run_streaming([sys.executable, ROOT / "tools/campaign.py", "--time", "30", "--targets",
-                               "fuzz_ops", "--jobs", "1", "--no-coverage", "--seed", "1", "--dir", d],
+                               "fuzz_ops", "--jobs", "1", "--sanitizers", "asan", "--no-coverage", "--seed", "1",
+                               "--dir", d],
                               cwd=ROOT, env=env, timeout=600, log=outdir / "campaign-smoke.log", echo=True)
     case = btlib.JUnitCase("campaign", "planted-reset_wipes_set", res.seconds, output=res.output[-20000:])
     try:
@@ -148,6 +149,10 @@ def campaign_smoke(outdir: Path) -> btlib.JUnitCase:
         case.failure = f"no campaign state: {e}"
         return case
     problems = []
+    # The campaign itself must reach its end (its summary line; exit 1: it found crashes),
+    # not stop on an error of its own (a Python traceback also exits 1).
+    if "unique crash(es); report:" not in res.output or res.returncode != (1 if crashes else 0):
+        problems.append(f"the campaign did not end normally (exit {res.returncode})")
     if len(crashes) != 1:
         problems.append(f"{len(crashes)} unique crashes, expected 1")
     for c in crashes.values():
