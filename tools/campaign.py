@@ -16,6 +16,8 @@
   twice as fast). They share the corpus, so the ASan instances run what the fast ones
   find (-reload); a memory error on an input that adds no coverage is seen only where
   ASan runs. Every crash is triaged with the ASan build, whichever build found it.
+  Each requested build must exist before the campaign starts (`blkcg-torture campaign`
+  builds them; run directly, a missing one is an error naming the preset to build).
 - A crashing, hanging or killed fuzzer process is restarted with the next slice; the
   corpus stays. Every --merge-every seconds (default 1800) a target's corpus is merged
   (libFuzzer -merge=1) in a slot where that target is not running.
