@@ -30,18 +30,18 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "impl/scenario/binary.h"
 #include "impl/scenario/schedule.h"
+#include "impl/scenario/text.h"
 
 namespace fuzz {
 
 inline uint64_t input_hash(const uint8_t* data, size_t size) {
-  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
-  for (size_t i = 0; i < size; ++i) h = (h ^ data[i]) * 0x100000001b3ull;
-  return h;
+  return scenario::fnv1a(std::string_view(reinterpret_cast<const char*>(data), size));
 }
 
 // The scheduling decisions of recent runs, by input hash: direct-mapped, fixed size (no

@@ -58,6 +58,13 @@ import triage  # noqa: E402
 
 ROOT = btlib.ROOT
 ALL_TARGETS = ["fuzz_ops", "fuzz_sched", "fuzz_iomax", "fuzz_scenario"]
+# The preset each build comes from ("asan": the fuzz preset, ASan + UBSan), and where its
+# fuzz targets are.
+PRESETS = {"asan": "fuzz", "ubsan": "fuzz-ubsan", "afl": "afl"}
+
+
+def fuzz_dir(build: str) -> Path:
+    return ROOT / "build" / PRESETS[build] / "fuzz"
 ARTIFACT_PREFIXES = ("crash-", "leak-", "timeout-", "oom-", "slow-unit-")
 
 
@@ -113,7 +120,7 @@ class Campaign:
         self.stop = False
         self.t0 = time.monotonic()
         self.rng = random.Random(args.seed)
-        self.fuzz_dir = ROOT / ("build/afl/fuzz" if args.engine == "afl" else "build/fuzz/fuzz")
+        self.fuzz_dir = fuzz_dir("afl" if args.engine == "afl" else "asan")
         self.sanitizers = args.sanitizers.split(",")
         self.tool = ROOT / "build/asan-ubsan/tools/scenario_tool"
         self.timeline: list = []   # (seconds, target, execs, cov, corpus, crashes)
@@ -156,9 +163,8 @@ class Campaign:
         else:
             # Alternating per target: with two instances of a target, one of each build.
             san = self.sanitizers[self.stats[target].instances % len(self.sanitizers)]
-            fuzz_dir = self.fuzz_dir if san == "asan" else ROOT / "build/fuzz-ubsan/fuzz"
             log = log.with_name(f"{target}-{n:05d}-{san}.log")
-            cmd = [str(fuzz_dir / target), str(corpus), str(ROOT / "corpus" / target),
+            cmd = [str(fuzz_dir(san) / target), str(corpus), str(ROOT / "corpus" / target),
                    f"-max_total_time={budget}", f"-seed={seed}", f"-dict={ROOT / 'fuzz' / (target + '.dict')}",
                    btlib.LEN_CONTROL, f"-artifact_prefix={raw}/", "-print_final_stats=1", "-timeout=25",
                    "-rss_limit_mb=4096", "-reload=30"]
@@ -181,7 +187,7 @@ class Campaign:
         log = self.dir / "logs" / f"{target}-{self.counter:05d}-merge.log"
         env = triage.fuzz_env()
         env.pop("BLKCG_TRACE_OPS")
-        cmd = [str(ROOT / "build/fuzz/fuzz" / target), "-merge=1", str(merged), str(corpus)]
+        cmd = [str(fuzz_dir("asan") / target), "-merge=1", str(merged), str(corpus)]
         logf = open(log, "w")
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.running.append(Instance(target, self.counter, proc, log, time.monotonic(),
@@ -308,7 +314,7 @@ class Campaign:
         return found
 
     def triage_one(self, target: str, path: Path, h: str) -> None:
-        fuzz_bin = ROOT / "build/fuzz/fuzz" / target  # replays use the libFuzzer build
+        fuzz_bin = fuzz_dir("asan") / target  # replays use the libFuzzer build
         r = triage.replay(fuzz_bin, target, path)
         entry = {"target": target, "raw": str(path.relative_to(self.dir)), "at": round(self.elapsed()),
                  "reproduced": r.crashed}
@@ -588,18 +594,13 @@ def main() -> int:
             return 2
     # Every binary a slot may start must exist before the first one runs: a missing build
     # found at the first restart would stop the campaign mid-way.
-    if args.engine == "afl":
-        builds = {"afl": ROOT / "build/afl/fuzz"}
-    else:
-        builds = {san: ROOT / ("build/fuzz/fuzz" if san == "asan" else "build/fuzz-ubsan/fuzz")
-                  for san in args.sanitizers.split(",")}
-    for name, d in builds.items():
-        missing = [t for t in args.targets.split(",") if not (d / t).is_file()]
+    for build in ["afl"] if args.engine == "afl" else args.sanitizers.split(","):
+        missing = [t for t in args.targets.split(",") if not (fuzz_dir(build) / t).is_file()]
         if missing:
-            preset = {"asan": "fuzz", "ubsan": "fuzz-ubsan", "afl": "afl"}[name]
-            print(f"campaign: {d / missing[0]} is not built (cmake --preset {preset} && "
+            preset = PRESETS[build]
+            print(f"campaign: {fuzz_dir(build) / missing[0]} is not built (cmake --preset {preset} && "
                   f"cmake --build --preset {preset}; `blkcg-torture campaign` builds it), or "
-                  f"leave {name} out of --sanitizers", file=sys.stderr)
+                  f"leave {build} out of --sanitizers", file=sys.stderr)
             return 2
     return Campaign(args).run()
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -30,6 +31,15 @@ Scenario load(const std::string& rel) {
   return s;
 }
 
+// One schedule mutation of the encoded input `in` with `seed`; nullopt when it did nothing.
+std::optional<Scenario> mutate_once(const std::vector<uint8_t>& in, int seed) {
+  std::vector<uint8_t> buf(in);
+  buf.resize(in.size() + 256);
+  const size_t size = mutate_schedule(buf.data(), in.size(), buf.size(), static_cast<uint64_t>(seed));
+  if (size == 0) return std::nullopt;
+  return scenario::decode_binary(buf.data(), size);
+}
+
 // Mutates `s` `n` times from its own encoding, checking each result; returns the kinds seen.
 std::set<int> mutate_many(const Scenario& s, int n) {
   const std::vector<uint8_t> in = scenario::encode_binary(s);
@@ -38,12 +48,10 @@ std::set<int> mutate_many(const Scenario& s, int n) {
   std::set<int> kinds;
   int changed = 0;
   for (int i = 0; i < n; ++i) {
-    std::vector<uint8_t> buf(in);
-    buf.resize(in.size() + 256);
-    const size_t size = mutate_schedule(buf.data(), in.size(), buf.size(), static_cast<uint64_t>(i));
-    if (size == 0) continue;
+    const std::optional<Scenario> mutated = mutate_once(in, i);
+    if (!mutated) continue;
     ++changed;
-    const Scenario out = scenario::decode_binary(buf.data(), size);
+    const Scenario& out = *mutated;
     EXPECT_EQ(out.ops, s.ops) << "seed " << i;
     EXPECT_NE(out.sched, s.sched) << "seed " << i;
     kinds.insert(out.sched.kind);
@@ -86,12 +94,9 @@ TEST(SchedMutate, ExplicitListGrowsShrinksAndMoves) {
   const std::vector<uint8_t> in = scenario::encode_binary(s);
   std::set<long> deltas;
   for (int i = 0; i < 200; ++i) {
-    std::vector<uint8_t> buf(in);
-    buf.resize(in.size() + 256);
-    const size_t size = mutate_schedule(buf.data(), in.size(), buf.size(), static_cast<uint64_t>(i));
-    const Scenario out = scenario::decode_binary(buf.data(), size);
-    if (size && out.sched.kind == Schedule::kList)
-      deltas.insert(static_cast<long>(out.sched.preempts.size()) -
+    const std::optional<Scenario> out = mutate_once(in, i);
+    if (out && out->sched.kind == Schedule::kList)
+      deltas.insert(static_cast<long>(out->sched.preempts.size()) -
                     static_cast<long>(s.sched.preempts.size()));
   }
   EXPECT_TRUE(deltas.count(1) && deltas.count(-1) && deltas.count(0));
@@ -106,11 +111,8 @@ TEST(SchedMutate, PctStepsComeFromTheMeasuredRun) {
   auto pct_steps = [&in] {
     std::set<uint32_t> seen;
     for (int i = 0; i < 200; ++i) {
-      std::vector<uint8_t> buf(in);
-      buf.resize(in.size() + 256);
-      const size_t size = mutate_schedule(buf.data(), in.size(), buf.size(), static_cast<uint64_t>(i));
-      const Scenario out = scenario::decode_binary(buf.data(), size);
-      if (size && out.sched.kind == Schedule::kPct) seen.insert(out.sched.steps);
+      const std::optional<Scenario> out = mutate_once(in, i);
+      if (out && out->sched.kind == Schedule::kPct) seen.insert(out->sched.steps);
     }
     return seen;
   };
