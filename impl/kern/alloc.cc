@@ -19,6 +19,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "impl/kern/annotations.h"
 #include "impl/kern/lockdep.h"
@@ -208,7 +209,10 @@ gfp_t current_gfp_context(gfp_t gfp) {
 void fault_set(const FaultConfig& c) {
   State& s = st();
   AllocGuard g(s.mu);
-  s.fault = c;
+  // Exchanged, not assigned: an assigned string keeps its old buffer, so a fault site
+  // named in one run would stay allocated into the next (and libFuzzer, seeing more
+  // mallocs than frees in a run, runs the input again to look for a leak).
+  const FaultConfig old = std::exchange(s.fault, c);
   s.fault_classes = c.classes & (c.only_nonblocking ? kGfpClassesNonblocking : kGfpClassesAll);
   s.fault_counted = 0;
   s.fault_site_counted = 0;
@@ -232,6 +236,13 @@ std::vector<AllocDecision> fault_log() {
   State& s = st();
   AllocGuard g(s.mu);
   return s.log;
+}
+
+std::vector<AllocDecision> fault_take_log() {
+  State& s = st();
+  AllocGuard g(s.mu);
+  s.recording = false;
+  return std::exchange(s.log, {});
 }
 
 void fault_replay(std::vector<uint64_t> failing) {
@@ -550,7 +561,7 @@ void alloc_reset() {
   for (auto& [name, stats] : s.by_site) stats = AllocStats{};
   s.nr_allocs = 0;
   s.nr_warned = 0;
-  s.fault = FaultConfig{};
+  const FaultConfig old_fault = std::exchange(s.fault, FaultConfig{});  // as in fault_set()
   s.fault_classes = kGfpClassesAll;
   s.fault_counted = 0;
   s.fault_site_counted = 0;

@@ -189,6 +189,9 @@ struct AllocDecision {
 // Start (and clear) or stop the decision log. Any context.
 void fault_record(bool on);
 std::vector<AllocDecision> fault_log();
+// Stop recording and hand the log over: the allocator keeps neither a copy nor the log's
+// memory, so nothing one run recorded stays allocated into the next.
+std::vector<AllocDecision> fault_take_log();
 // Replay: fail exactly these allocation indices and nothing else (FaultConfig is ignored
 // while replaying); an empty vector turns replay off.
 void fault_replay(std::vector<uint64_t> failing_indices);

@@ -373,8 +373,7 @@ struct World::Impl {
   // A configuration write's -ENOMEM must be explained by its own allocations
   // (oracle::config_enomem_culprit); the decision log covers this one write.
   void check_config_enomem(const Op& op, long got) {
-    const std::vector<kern::AllocDecision> log = kern::fault_log();
-    kern::fault_record(false);
+    const std::vector<kern::AllocDecision> log = kern::fault_take_log();
     if (got != -ENOMEM) return;
     const std::string culprit = oracle::config_enomem_culprit(log);
     if (!culprit.empty())

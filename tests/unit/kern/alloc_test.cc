@@ -333,6 +333,18 @@ TEST_F(AllocTest, ProbabilityIsDeterministicPerSeed) {
   EXPECT_LT(fails, 100);
 }
 
+TEST_F(AllocTest, TakingTheLogStopsRecordingAndLeavesNothingBehind) {
+  fault_record(true);
+  kfree_bytes(kmalloc_bytes(8, GFP_KERNEL, "test.take_log.a_site_name_past_sso"));
+  std::vector<AllocDecision> log = fault_take_log();
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].site, "test.take_log.a_site_name_past_sso");
+  EXPECT_TRUE(fault_log().empty());
+  kfree_bytes(kmalloc_bytes(8, GFP_KERNEL, "test.take_log.after"));  // not recorded
+  EXPECT_TRUE(fault_log().empty());
+  EXPECT_TRUE(fault_take_log().empty());
+}
+
 TEST_F(AllocTest, RecordThenReplayReproducesFailures) {
   auto run = [] {
     std::vector<bool> out;
