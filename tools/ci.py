@@ -11,7 +11,10 @@
   3. the campaign's triage on a planted bug (impl/block/busted.h's reset_wipes_set, which
      a seed input reaches at once): a 30 s campaign must report exactly that crash,
      minimized to at most 10 operations, replaying 5 times out of 5;
-  4. build/ci/junit.xml (every suite) and build/ci/summary.md; exit status 1 on any failure
+  4. the OSS-Fuzz / ClusterFuzzLite build: .clusterfuzzlite/build.sh with the variables
+     OSS-Fuzz sets for libFuzzer + ASan must put every target, its dictionary, options and
+     seed corpus zip in $OUT, and each target must run the inputs of its zip cleanly;
+  5. build/ci/junit.xml (every suite) and build/ci/summary.md; exit status 1 on any failure
      or finding. Crash artifacts of the fuzz step go to artifacts/ci/<target>/ (content-named,
      never overwritten) and the summary names them with their decode command.
 
@@ -169,6 +172,53 @@ def campaign_smoke(outdir: Path) -> btlib.JUnitCase:
     return case
 
 
+# What OSS-Fuzz's base-builder sets for a libFuzzer + ASan build (its CFLAGS, without the
+# -fsanitize-address-use-after-scope default clang already has).
+CFL_CXXFLAGS = "-O1 -fno-omit-frame-pointer -gline-tables-only -fsanitize=address -fsanitize=fuzzer-no-link"
+
+
+def cfl_step(outdir: Path) -> list:
+    """Builds with .clusterfuzzlite/build.sh and runs each target over its seed corpus zip."""
+    import shutil
+    import zipfile
+    out, work = outdir / "cfl-out", outdir / "cfl-work"
+    shutil.rmtree(out, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CC="clang-19", CXX="clang++-19", CFLAGS=CFL_CXXFLAGS, CXXFLAGS=CFL_CXXFLAGS,
+               LIB_FUZZING_ENGINE="-fsanitize=fuzzer", SRC=str(ROOT), OUT=str(out), WORK=str(work))
+    print("== clusterfuzzlite: build.sh ==", flush=True)
+    res = btlib.run_streaming(["bash", ROOT / ".clusterfuzzlite/build.sh"], cwd=ROOT, env=env, timeout=30 * 60,
+                              log=outdir / "cfl-build.log")
+    build = btlib.JUnitCase("clusterfuzzlite", "build.sh", res.seconds, output=res.output[-20000:])
+    if res.returncode != 0:
+        build.failure = f"build.sh exited {res.returncode}"
+        return [build]
+    cases = [build]
+    for target in FUZZ_RUNS:
+        case = btlib.JUnitCase("clusterfuzzlite", target, 0)
+        cases.append(case)
+        wanted = [target, f"{target}.dict", f"{target}.options", f"{target}_seed_corpus.zip"]
+        missing = [w for w in wanted if not (out / w).exists()]
+        if missing:
+            case.failure = "missing in $OUT: " + ", ".join(missing)
+            continue
+        seeds = work / f"seeds-{target}"
+        shutil.rmtree(seeds, ignore_errors=True)
+        with zipfile.ZipFile(out / f"{target}_seed_corpus.zip") as z:
+            names = z.namelist()
+            z.extractall(seeds)
+        run = btlib.run_streaming([out / target, "-runs=0", f"-dict={out / (target + '.dict')}", seeds],
+                                  cwd=work, env=dict(os.environ, ASAN_OPTIONS="abort_on_error=1:detect_leaks=1"),
+                                  timeout=600, log=outdir / f"cfl-{target}.log", markers=btlib.REPORT_MARKERS)
+        case.seconds, case.output = run.seconds, run.output[-20000:]
+        if not names:
+            case.failure = "empty seed corpus zip"
+        elif run.returncode != 0 or run.first_marker_line:
+            case.failure = run.first_marker_line or f"exit status {run.returncode}"
+        print(f"   {target}: {len(names)} seed(s), {case.failure or 'ok'}", flush=True)
+    return cases
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(prog="blkcg-torture ci", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -207,6 +257,13 @@ def main() -> int:
             total_fail += not ok
             rows.append(f"| campaign triage on a planted bug | {int(ok)} | {int(not ok)} | "
                         f"{smoke.failure or 'one crash, minimized, 5/5'} |")
+        cfl = cfl_step(outdir)
+        suites.append(btlib.junit_suite("clusterfuzzlite", cfl))
+        cpass = sum(1 for c in cfl if c.failure is None)
+        total_pass += cpass
+        total_fail += len(cfl) - cpass
+        rows.append(f"| ClusterFuzzLite build.sh and seed zips | {cpass} | {len(cfl) - cpass} | "
+                    f"{'; '.join(c.name + ': ' + c.failure for c in cfl if c.failure) or 'every target'} |")
     btlib.write_junit(outdir / "junit.xml", suites)
     wall = time.monotonic() - t0
     md = ["# blkcg-torture ci", "", f"Tree {btlib.tree_id()}, {wall / 60:.1f} min wall.", "",
