@@ -206,9 +206,9 @@ gfp_t current_gfp_context(gfp_t gfp) {
   return gfp;
 }
 
-void fault_set(const FaultConfig& c) {
-  State& s = st();
-  AllocGuard g(s.mu);
+namespace {
+// The fault configuration and its counters, afresh (fault_set and alloc_reset).
+void set_fault_locked(State& s, const FaultConfig& c) REQUIRES(s.mu) {
   // Exchanged, not assigned: an assigned string keeps its old buffer, so a fault site
   // named in one run would stay allocated into the next (and libFuzzer, seeing more
   // mallocs than frees in a run, runs the input again to look for a leak).
@@ -217,6 +217,13 @@ void fault_set(const FaultConfig& c) {
   s.fault_counted = 0;
   s.fault_site_counted = 0;
   s.fault_prng = c.seed != 0 ? c.seed : 1;
+}
+}  // namespace
+
+void fault_set(const FaultConfig& c) {
+  State& s = st();
+  AllocGuard g(s.mu);
+  set_fault_locked(s, c);
 }
 
 FaultConfig fault_get() {
@@ -561,11 +568,7 @@ void alloc_reset() {
   for (auto& [name, stats] : s.by_site) stats = AllocStats{};
   s.nr_allocs = 0;
   s.nr_warned = 0;
-  const FaultConfig old_fault = std::exchange(s.fault, FaultConfig{});  // as in fault_set()
-  s.fault_classes = kGfpClassesAll;
-  s.fault_counted = 0;
-  s.fault_site_counted = 0;
-  s.fault_prng = 1;
+  set_fault_locked(s, FaultConfig{});
   s.recording = false;
   s.log.clear();
   s.replaying = false;
