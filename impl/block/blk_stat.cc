@@ -111,6 +111,16 @@ void blk_cgroup_bio_start(bio* b) {
     bis->cur_bytes[t].add(b->size);
   }
   bis->cur_ios[t].inc();
+  // Full barrier between the counter stores above and the lqueued load below; pairs with
+  // the one between the flusher's lqueued clear and its counter loads. Store-buffering
+  // shape: without both, the updater can read a stale lqueued == 1 while the flusher
+  // reads the counters from before this IO, and the set is left off every list with an
+  // unflushed delta (stat_litmus_test shows it on x86; mainline has no barrier here,
+  // kept as busted().lqueued_no_full_barrier). With both seq_cst fences, one of them is
+  // first in their total order: if it is ours, the flusher's loads see this IO; if it is
+  // the flusher's, our load sees its clear and we queue the set again.
+  if (!busted().lqueued_no_full_barrier.load(std::memory_order_relaxed))
+    std::atomic_thread_fence(std::memory_order_seq_cst);
   // Only this CPU (which we own) queues this set; the flusher clears lqueued after it has
   // unlinked the node, so seeing 0 here means the node is free to be added.
   if (!bis->lqueued.load(std::memory_order_acquire))
@@ -137,6 +147,10 @@ void blkcg_rstat_flush_cpu(blkcg* b, int cpu) {
       // (pairs with the updater's acquire load of lqueued before it re-adds the node), so
       // a re-add cannot clobber our walk (d0aac2363549 used a full barrier for this).
       bisc->lqueued.store(0, std::memory_order_release);
+      // Full barrier between that clear and the counter loads below (pairs with the
+      // updater's; see blk_cgroup_bio_start).
+      if (!busted().lqueued_no_full_barrier.load(std::memory_order_relaxed))
+        std::atomic_thread_fence(std::memory_order_seq_cst);
       if (bisc != &blkg->iostat) {
         const blkg_iostat cur = snapshot_cur(bisc);
         blkcg_iostat_update(blkg, cur, bisc->last_bytes, bisc->last_ios);

@@ -5,16 +5,18 @@
 //
 // Update side (blk_cgroup_bio_start, the submitting CPU with preemption disabled): add the
 // bio to this CPU's set of its blkg (bytes once per original bio via BIO_CGROUP_ACCT, ios
-// per split piece) inside the set's u64_stats write section, and if the set is not queued
-// (`lqueued` false) set lqueued and then llist_add it to this CPU's list of the blkg's
-// blkcg (set first: mainline's add-then-set can strand a set, see blkcg_queue_set).
+// per split piece) inside the set's u64_stats write section, then a full barrier, and if
+// the set is not queued (`lqueued` false) set lqueued and then llist_add it to this CPU's
+// list of the blkg's blkcg (set first: mainline's add-then-set can strand a set, see
+// blkcg_queue_set; the barrier pairs with the flusher's, see blk_cgroup_bio_start).
 // Root cgroup IO is not counted here: the root's io.stat comes from disk stats.
 //
 // Flush side (__blkcg_rstat_flush(blkcg, cpu), any context): under RCU take the whole list
 // (llist_del_all), then under the global raw spinlock blkg_stat_lock (irqsave) for each
 // set: it was already unlinked (next read by the safe iterator) — clear lqueued with a
 // release store, which orders that read before the clear (pairs with the acquire load of
-// lqueued in the updater that re-queues it: d0aac2363549); fold cur - last into the blkg's global
+// lqueued in the updater that re-queues it: d0aac2363549), then a full barrier before
+// reading the counters (store-buffering with the updater); fold cur - last into the blkg's global
 // iostat; then move the blkg's unpropagated global delta into its parent (unless the
 // parent is the root blkg) and queue the parent's global set on the PARENT blkcg's list
 // for this CPU (9d230c09964e), so the grandparent is updated when the parent is flushed —

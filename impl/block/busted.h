@@ -16,6 +16,11 @@
 //                       node in between clears lqueued first, the late set strands the
 //                       set off-list for good; caught by conservation under controlled
 //                       schedules (stat_race_test).
+//   lqueued_no_full_barrier  no full barrier between the updater's counter stores and its
+//                       lqueued load, nor between the flusher's lqueued clear and its
+//                       counter loads (mainline as read): a store-load reorder leaves a
+//                       set off-list with an unflushed IO (found by blkcg_torture's
+//                       conservation check; stat_litmus_test on real threads).
 //   blkg_insert_fail_async  a blkg whose radix insertion failed goes through the async
 //                       release (the kernel's and the RFC's way): a deactivation frees its
 //                       parent's pd first (testpol: parent-pd-freed-first).
@@ -112,6 +117,7 @@ struct busted_flags {
   std::atomic<bool> flush_lock_irqs_on{false};
   std::atomic<bool> no_parent_requeue{false};
   std::atomic<bool> lqueued_after_add{false};
+  std::atomic<bool> lqueued_no_full_barrier{false};
   std::atomic<bool> unregister_no_wait{false};
   std::atomic<bool> blkg_insert_fail_async{false};
   std::atomic<bool> free_work_unlink_unlocked{false};
@@ -148,6 +154,7 @@ struct busted_flags {
         {"flush_lock_irqs_on", &flush_lock_irqs_on},
         {"no_parent_requeue", &no_parent_requeue},
         {"lqueued_after_add", &lqueued_after_add},
+        {"lqueued_no_full_barrier", &lqueued_no_full_barrier},
         {"throtl_trim_no_slack", &throtl_trim_no_slack},
         {"throtl_no_carryover", &throtl_no_carryover},
         {"throtl_split_charges_bps", &throtl_split_charges_bps},
