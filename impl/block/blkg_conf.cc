@@ -84,7 +84,20 @@ int blkg_conf_prep(blkcg* b, const blkcg_policy* pol, blkg_conf_ctx* ctx)
     for (blkcg* parent = blkcg_parent(pos); parent && !blkg_lookup(parent, q);
          parent = blkcg_parent(pos))
       pos = parent;
-    if (!blkg_create(pos, q, gfp, &err)) break;
+    // Preload the radix-tree nodes with the same blocking class (f255c19b3ab4): the
+    // insertion under blkcg->lock allocates with the tree's GFP_NOWAIT otherwise, and a
+    // user's write would fail where waiting would have succeeded. RFC patch 15 dropped
+    // the kernel's per-CPU preload (preemption stays off until the insertion, and this
+    // path sleeps under blkcg_mutex); a per-caller preload keeps the guarantee.
+    kern::radix_tree::preload pre;
+    const bool preload = kern::gfpflags_allow_blocking(gfp);
+    if (preload && pos->blkg_tree.preload_nodes(&pre, gfp) != 0) {
+      err = -ENOMEM;
+      break;
+    }
+    blkcg_gq* blkg = blkg_create(pos, q, gfp, &err, preload ? &pre : nullptr);
+    pos->blkg_tree.preload_end(&pre);
+    if (!blkg) break;
   }
   q->blkcg_mutex.unlock();
   return err;

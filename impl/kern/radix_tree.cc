@@ -10,11 +10,32 @@ radix_tree::~radix_tree() {
   // check names the site).
 }
 
-int radix_tree::insert(uint64_t index, void* item) {
+int radix_tree::preload_nodes(preload* p, gfp_t gfp) {
+  while (p->n_ < kLevels) {
+    node* n = kzalloc_obj<node>(gfp, preload_site_);
+    if (n == nullptr) {
+      preload_end(p);
+      return -ENOMEM;
+    }
+    p->nodes_[p->n_++] = n;
+  }
+  return 0;
+}
+
+void radix_tree::preload_end(preload* p) {
+  while (p->n_ > 0) kfree(static_cast<node*>(p->nodes_[--p->n_]));
+}
+
+radix_tree::node* radix_tree::new_node(preload* p) {
+  if (p != nullptr && p->n_ > 0) return static_cast<node*>(p->nodes_[--p->n_]);  // zeroed
+  return kzalloc_obj<node>(gfp_, site_);
+}
+
+int radix_tree::insert(uint64_t index, void* item, preload* p) {
   if (index > kMaxIndex) return -EINVAL;
   node* n = root_.load(std::memory_order_relaxed);
   if (n == nullptr) {
-    n = kzalloc_obj<node>(gfp_, site_);
+    n = new_node(p);
     if (n == nullptr) return -ENOMEM;
     root_.store(n, std::memory_order_release);
   }
@@ -22,7 +43,7 @@ int radix_tree::insert(uint64_t index, void* item) {
     std::atomic<void*>& slot = n->slots[slot_of(index, level)];
     node* child = static_cast<node*>(slot.load(std::memory_order_relaxed));
     if (child == nullptr) {
-      child = kzalloc_obj<node>(gfp_, site_);
+      child = new_node(p);
       if (child == nullptr) return -ENOMEM;  // nodes already linked stay (empty, harmless)
       slot.store(child, std::memory_order_release);  // publish the zeroed node
     }

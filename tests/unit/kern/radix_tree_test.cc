@@ -49,6 +49,46 @@ TEST(RadixTreeTest, NodeAllocationFailureIsEnomem) {
   alloc_reset();
 }
 
+// A preloaded insertion allocates nothing at the tree's own (non-blocking) site, so a
+// failure there cannot fail it; preload_end frees what was not used.
+TEST(RadixTreeTest, PreloadedInsertionDoesNotAllocate) {
+  alloc_reset();
+  {
+    radix_tree t(GFP_NOWAIT | GFP_NOWARN, "test.radix.nowait", "test.radix.preload");
+    int a = 1, b = 2;
+    fault_set({.fail_site = "test.radix.nowait"});
+    radix_tree::preload p;
+    ASSERT_EQ(t.preload_nodes(&p, GFP_KERNEL), 0);
+    EXPECT_EQ(t.insert(3, &a, &p), 0);  // an empty tree: takes all three levels
+    t.preload_end(&p);
+    ASSERT_EQ(t.preload_nodes(&p, GFP_KERNEL), 0);
+    EXPECT_EQ(t.insert(4, &b, &p), 0);  // same leaf node: takes none
+    t.preload_end(&p);                  // frees all three
+    EXPECT_EQ(t.insert(70000, &b), -ENOMEM);  // unpreloaded: the tree's site fails
+    fault_set({});
+    EXPECT_EQ(t.lookup(3), &a);
+    EXPECT_EQ(t.lookup(4), &b);
+    t.destroy();
+  }
+  ReportCapture cap;
+  EXPECT_TRUE(alloc_check_no_leaks("radix-preload")) << cap.dump();
+}
+
+TEST(RadixTreeTest, PreloadFailureIsEnomemAndKeepsNothing) {
+  alloc_reset();
+  {
+    radix_tree t(GFP_NOWAIT | GFP_NOWARN, "test.radix.nowait", "test.radix.preload");
+    radix_tree::preload p;
+    fault_set({.fail_site = "test.radix.preload", .fail_site_nth = 2});
+    EXPECT_EQ(t.preload_nodes(&p, GFP_KERNEL), -ENOMEM);
+    fault_set({});
+    t.preload_end(&p);  // nothing left to free: harmless
+    t.destroy();
+  }
+  ReportCapture cap;
+  EXPECT_TRUE(alloc_check_no_leaks("radix-preload-fail")) << cap.dump();
+}
+
 TEST(RadixTreeTest, ReadersUnderRcuWhileWriterChanges) {
   alloc_reset();
   radix_tree t(GFP_NOWAIT, "test.radix.mt");
