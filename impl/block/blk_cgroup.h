@@ -42,9 +42,11 @@ struct blkcg : cgroup_subsys_state {
   // This blkcg's blkgs (one per queue), newest first. Written under `lock` (release),
   // walked under RCU (acquire); the kernel's radix tree + hlist in one list.
   std::atomic<blkcg_gq*> blkg_list{nullptr};
-  // blkgs by q->id for lookup (the kernel's blkg_tree): inserted under `lock` with the
-  // tree's GFP_NOWAIT mask (an insertion can fail), read under RCU.
-  kern::radix_tree blkg_tree{kern::GFP_NOWAIT | kern::GFP_NOWARN, "blkg_tree.insert"};
+  // blkgs by q->id for lookup (the kernel's blkg_tree): inserted under `lock` with nodes
+  // the configuration path preloaded, else with the tree's GFP_NOWAIT mask (an insertion
+  // on the IO path can fail); read under RCU.
+  kern::radix_tree blkg_tree{kern::GFP_NOWAIT | kern::GFP_NOWARN, "blkg_tree.insert",
+                             "blkg_tree.preload"};
   // Last blkg found by the slow path (blkg_lookup's fast path); cleared by blkg_destroy.
   std::atomic<blkcg_gq*> blkg_hint{nullptr};
   kern::refcount_t online_pin;

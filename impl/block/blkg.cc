@@ -173,7 +173,8 @@ blkcg_gq* blkg_lookup(blkcg* b, request_queue* q) {
   return g;
 }
 
-blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
+blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err,
+                      kern::radix_tree::preload* pre) {
   lockdep_assert_held(q->blkcg_mutex);
   if (q->dying.load(std::memory_order_acquire) || !css_tryget_online(b)) {
     *err = -ENODEV;
@@ -215,9 +216,9 @@ blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err) {
       if (live) css_put(b);
       offline = !live;
     }
-    // Radix-tree nodes come from GFP_NOWAIT: the insertion can fail even here (RFC patch
-    // 15 dropped the preload).
-    inserted = !offline && b->blkg_tree.insert(static_cast<uint64_t>(q->id), blkg) == 0;
+    // Radix-tree nodes come from the caller's preload, else from GFP_NOWAIT (the tree's
+    // mask): without a preload the insertion can fail even here.
+    inserted = !offline && b->blkg_tree.insert(static_cast<uint64_t>(q->id), blkg, pre) == 0;
     if (inserted) {
       blkcg_gq* first = b->blkg_list.load(std::memory_order_relaxed);
       blkg->blkcg_next.store(first, std::memory_order_relaxed);

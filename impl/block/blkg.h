@@ -88,9 +88,11 @@ blkcg_gq* blkg_lookup(blkcg* b, request_queue* q);
 // Context: process; sleeps only if gfp allows it.
 // Returns the blkg or nullptr with *err = -ENODEV (dying queue or offline cgroup) or
 // -ENOMEM. gfp: GFP_NOIO at runtime and config, GFP_KERNEL for the root, GFP_ATOMIC on the
-// nowait trylock path (RFC patch 16).
-blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err)
-    REQUIRES(q->blkcg_mutex);
+// nowait trylock path (RFC patch 16). The radix-tree insertion into b->blkg_tree takes
+// its nodes from *pre when given (preloaded by the configuration path, f255c19b3ab4),
+// else allocates them with the tree's GFP_NOWAIT.
+blkcg_gq* blkg_create(blkcg* b, request_queue* q, kern::gfp_t gfp, int* err,
+                      kern::radix_tree::preload* pre = nullptr) REQUIRES(q->blkcg_mutex);
 // Lookup, else create every missing level root -> leaf. On failure returns the closest
 // existing ancestor (ultimately q->root_blkg; nullptr only when the queue has none).
 // Caller holds q->blkcg_mutex. Context: process; sleeps only if gfp allows it.

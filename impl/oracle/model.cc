@@ -10,7 +10,7 @@ std::string config_enomem_culprit(const std::vector<kern::AllocDecision>& log) {
   std::string nonblocking;
   for (const kern::AllocDecision& d : log) {
     if (!d.failed) continue;
-    if (kern::gfpflags_allow_blocking(d.gfp) || d.site == "blkg_tree.insert") return "";
+    if (kern::gfpflags_allow_blocking(d.gfp)) return "";
     nonblocking = d.site;
   }
   return nonblocking.empty() ? "no allocation failed"

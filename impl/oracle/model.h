@@ -31,13 +31,11 @@
 namespace oracle {
 
 // A configuration write (io.max, blkio.throttle.*) runs in process context and allocates
-// what it needs with a blocking class (457e490f2b74, f255c19b3ab4), so -ENOMEM is explained
-// only by a failed blocking allocation. One exception is the design's own: radix-tree nodes
-// for blkcg->blkg_tree come from the tree's GFP_NOWAIT mask since the RFC's patch 15
-// dropped the preload, so that site may fail a write (a finding reported on the RFC; see
-// bench/bugs/15-conf-radix-insert-nowait.patch). Given the allocation log of one write
-// that returned -ENOMEM: "" if it is explained, else what is wrong ("no allocation failed"
-// or the non-blocking site that did).
+// what it needs with a blocking class (457e490f2b74), radix-tree nodes for
+// blkcg->blkg_tree included (preloaded, f255c19b3ab4), so -ENOMEM is explained only by a
+// failed blocking allocation. Given the allocation log of one write that returned
+// -ENOMEM: "" if it is explained, else what is wrong ("no allocation failed" or the
+// non-blocking site that did).
 std::string config_enomem_culprit(const std::vector<kern::AllocDecision>& log);
 
 // io.max grammar oracle. errno 0: a valid write of `limits` to (major, minor); else the
