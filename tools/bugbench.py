@@ -48,6 +48,8 @@ DETECTORS = {
                     "deterministic": True},
     "prop": {"kind": "ctest", "label": "^prop$", "preset": "asan-ubsan", "deterministic": True},
     "unit": {"kind": "ctest", "label": "^unit$", "preset": "asan-ubsan", "deterministic": True},
+    # Real threads on real hardware (store-load reorders): a run may or may not hit.
+    "litmus": {"kind": "ctest", "label": "^litmus$", "preset": "asan-ubsan", "deterministic": False},
     "fuzz_ops": {"kind": "fuzz", "preset": "fuzz", "deterministic": False},
     "fuzz_sched": {"kind": "fuzz", "preset": "fuzz", "deterministic": False},
     "torture": {"kind": "torture", "preset": "tsan", "deterministic": False},
