@@ -306,12 +306,17 @@ struct World::Impl {
     return nullptr;
   }
   // After a configuration write created a disk's throttler: the slice disk_alloc asked for.
+  // Under a harness reference: in concurrent mode another task may release the disk
+  // meanwhile, and its throttler goes with the disk (found by fuzz_sched: the slice was
+  // set on a td that a concurrent disk_release had just freed).
   void apply_slices() {
-    for (auto& [h, d] : disks)
-      if (d.slice && !d.slice_set && d.disk && d.disk->queue->td.load(std::memory_order_acquire)) {
-        blk::blk_throtl_set_slice(d.disk->queue, d.slice);
-        d.slice_set = true;
-      }
+    for (auto& [h, d] : disks) {
+      if (!d.slice || d.slice_set) continue;
+      DiskRef ref(this, &d);
+      if (!ref.g || !ref.g->queue->td.load(std::memory_order_acquire)) continue;
+      blk::blk_throtl_set_slice(ref.g->queue, d.slice);
+      d.slice_set = true;
+    }
   }
 
   void hooks(DiskSlot& d) {
