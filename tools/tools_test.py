@@ -205,6 +205,20 @@ class TriageTest(unittest.TestCase):
         self.assertEqual(triage.function_name("blk::f(int)::$_0::operator()(kern::llist_node*) const"),
                          "blk::f::$_0::operator")
 
+    def test_concurrent_crash_is_the_crashed_tasks_operation(self):
+        # T7 was preempted inside its write; T1 started more operations before T7 resumed
+        # and crashed. ASan's report is followed by the executor's death-callback line, a
+        # kern report carries its context line: either names T7.
+        out = ("op 1: disk_alloc d0 8:16\nop 2: T7: write /c0/io.max 8:16 rbps=1\n"
+               "op 3: T1: disk_release d0\nop 4: T1: mkdir /c1\n" + ASAN_OUT.split("\n", 2)[2] +
+               "crashed in task: T4(T7/cpu2) preempt=0 softirq=0\n")
+        self.assertEqual(triage.parse_crash(out)[2], "write")
+        rep = ("op 1: T2: mkdir /a\nop 2: T1: attach 0 /a\n==== blkcg-torture report: WARN ====\n"
+               "signature: warn blkg.cc:12\nx\n  context: T3(T2/cpu1) preempt=0\n")
+        self.assertEqual(triage.parse_crash(rep)[2], "mkdir")
+        # A task with no operation line of its own: the last operation started, as before.
+        self.assertEqual(triage.parse_crash(out.replace("(T7/", "(T5/"))[2], "mkdir")
+
     def test_teardown_is_an_operation(self):
         out = REPORT_OUT.replace("==== blkcg", "op end: quiesce\n==== blkcg")
         self.assertEqual(triage.parse_crash(out)[2], "quiesce")

@@ -60,9 +60,17 @@ def parse_crash(output: str) -> tuple[str, list, str]:
             frames.append(Path(um.group(1)).name)
     op = ""
     before = output[:start] if m else output
-    ops = re.findall(r"^op (?:\d+|end): (?:T\d+: )?(\S+)", before, re.M)
+    # The task the report happened in: a report's context line or, after a sanitizer's,
+    # the executor's "crashed in task:" line ("T4(T7/cpu2) ..." names scenario task T7).
+    # Its own last operation is the one in progress; without a scenario task (a sequential
+    # run, the prologue of a concurrent one), the last operation started.
+    tm = re.search(r"^\s*(?:context|crashed in task): \S+?\((T\d+)/", output[start:], re.M)
+    ops = re.findall(r"^op (?:\d+|end): (?:(T\d+): )?(\S+)", before, re.M)
+    if tm:
+        mine = [kind_ for tag, kind_ in ops if tag == tm.group(1)]
+        ops = [("", mine[-1])] if mine else ops
     if ops:
-        op = ops[-1]
+        op = ops[-1][1]
     return kind or "unknown", frames, op
 
 

@@ -459,11 +459,29 @@ World::~World() {
                   std::to_string(kern::nr_pending_work()) + " work item(s) still queued");
 }
 
+// The sanitizers' death callback, where one is linked (a weak reference: a build without
+// a sanitizer runtime has none).
+extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
+// After a sanitizer report, before the process dies: the task that crashed, in the form
+// of a report's context line. In a concurrent scenario the last "op N:" line printed is the
+// last operation any task started, not necessarily the one that crashed; triage takes the
+// crashed task's last operation instead (a kern report names its task the same way).
+static void print_crashed_task() {
+  std::fprintf(stderr, "crashed in task: %s\n", kern::current()->describe().c_str());
+}
+
 // BLKCG_TRACE_OPS set: each operation is printed to stderr as it starts ("op N: TEXT",
 // N 1-based; the deep checks and teardown as "op end: quiesce"), so a crash's output names
-// the operation it happened in (campaign triage deduplicates by it). Read once per process.
+// the operation it happened in (campaign triage deduplicates by it), and a sanitizer's
+// death prints the task it happened in. Read once per process.
 static bool trace_ops() {
-  static const bool on = std::getenv("BLKCG_TRACE_OPS") != nullptr;
+  static const bool on = [] {
+    const bool set = std::getenv("BLKCG_TRACE_OPS") != nullptr;
+    if (set && __sanitizer_set_death_callback != nullptr)
+      __sanitizer_set_death_callback(print_crashed_task);
+    return set;
+  }();
   return on;
 }
 
