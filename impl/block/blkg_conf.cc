@@ -89,13 +89,13 @@ int blkg_conf_prep(blkcg* b, const blkcg_policy* pol, blkg_conf_ctx* ctx)
     // user's write would fail where waiting would have succeeded. RFC patch 15 dropped
     // the kernel's per-CPU preload (preemption stays off until the insertion, and this
     // path sleeps under blkcg_mutex); a per-caller preload keeps the guarantee.
+    // (Non-blocking gfp, busted().conf_create_nowait: no preload, pre stays empty.)
     kern::radix_tree::preload pre;
-    const bool preload = kern::gfpflags_allow_blocking(gfp);
-    if (preload && pos->blkg_tree.preload_nodes(&pre, gfp) != 0) {
+    if (kern::gfpflags_allow_blocking(gfp) && pos->blkg_tree.preload_nodes(&pre, gfp) != 0) {
       err = -ENOMEM;
       break;
     }
-    blkcg_gq* blkg = blkg_create(pos, q, gfp, &err, preload ? &pre : nullptr);
+    blkcg_gq* blkg = blkg_create(pos, q, gfp, &err, &pre);
     pos->blkg_tree.preload_end(&pre);
     if (!blkg) break;
   }
