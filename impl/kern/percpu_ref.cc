@@ -13,8 +13,11 @@ namespace {
 constexpr uint64_t kCountMask = kPercpuRefDead - 1;
 
 void misuse(const percpu_ref* ref, const char* what) {
-  kreport(ReportKind::kRefcount, std::string("percpu_ref:") + ref->name + ":" + what,
-          std::string("percpu_ref ") + ref->name + ": " + what);
+  // A misuse is often a put on freed (maybe reused, maybe zeroed) memory: the name may be
+  // gone, and the reporter must not be the one to crash.
+  const char* name = ref->name != nullptr ? ref->name : "(no name: freed?)";
+  kreport(ReportKind::kRefcount, std::string("percpu_ref:") + name + ":" + what,
+          std::string("percpu_ref ") + name + ": " + what);
 }
 
 // Adds one reference unless the word fails `ok`; returns whether it did. acquire on
