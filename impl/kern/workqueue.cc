@@ -159,6 +159,17 @@ bool can_run_inline() {
   return pool().nr_workers.load(std::memory_order_relaxed) == 0 && preemptible();
 }
 
+// A work item that waits for another one may also run it itself, worker threads or not.
+// The kernel's pool is concurrency-managed: when a worker sleeps, another one (or the
+// queue's rescuer) takes the next item. Ours has a fixed number of threads, all of which
+// could be waiting for an item that no thread is left to run (the throttle's dispatch and
+// the punt work, on two workers, both waiting for a disk's run work); lending the waiting
+// worker stands for the worker the kernel would have woken. The rules stay those of the
+// queue (an ordered queue's item still waits for its predecessor).
+bool can_run_inline_for(const Task* t) {
+  return can_run_inline() || (t->running_work != nullptr && preemptible());
+}
+
 void worker_main(int idx) {
   TaskScope ts("kworker/" + std::to_string(idx), idx % nr_cpu_ids(), TaskKind::kKworker);
   Pool& p = pool();
@@ -274,9 +285,37 @@ bool begin_wait_for_work(work_struct* w, const char* what) {
   return true;
 }
 
+namespace {
+
+// A flush of an item of an ordered queue, or of a queue with a rescuer, waits for that
+// queue's one guaranteed execution context (the rescuer is all that runs under memory
+// pressure): lockdep sees it as taking the queue's pseudo-lock, so a flush from an item
+// of the same queue is recursion (the kernel's start_flush_work does the same).
+void annotate_flush_dependency(workqueue_struct* wq) {
+  if (wq->max_active != 1 && !(wq->flags & WQ_MEM_RECLAIM)) return;
+  lock_acquire(wq->dep, wq, false, false, 0, std::source_location::current());
+  lock_release(wq->dep, wq, std::source_location::current());
+}
+
+}  // namespace
+
+void might_flush_work(work_struct* w, workqueue_struct* wq) {
+  might_sleep("might_flush_work");
+  lock_acquire(w->dep, w, false, false, 0, std::source_location::current());
+  lock_release(w->dep, w, std::source_location::current());
+  annotate_flush_dependency(wq);
+}
+
 bool flush_work(work_struct* w) {
   if (!begin_wait_for_work(w, "flush_work")) return false;
   Pool& p = pool();
+  workqueue_struct* on = nullptr;  // the queue it is pending or running on, if any
+  {
+    const irqflags_t f = p.lock.lock_irqsave();
+    if (w->pending.load(std::memory_order_relaxed) || is_running(p, w)) on = w->wq;
+    p.lock.unlock_irqrestore(f);
+  }
+  if (on != nullptr) annotate_flush_dependency(on);
   bool waited = false;
   for (;;) {
     bool busy;
@@ -289,7 +328,7 @@ bool flush_work(work_struct* w) {
     waited = true;
     // Without worker threads, run it (or what precedes it on an ordered queue) ourselves.
     const uint64_t seen = p.progress.load(std::memory_order_acquire);
-    if (can_run_inline() && run_one_inline(p, nullptr, w)) continue;
+    if (can_run_inline_for(current()) && run_one_inline(p, nullptr, w)) continue;
     WaitDesc d{"flush_work", &p, w->name, nullptr};
     wait_until(d, [&p, w, seen] {
       return p.progress.load(std::memory_order_acquire) != seen ||

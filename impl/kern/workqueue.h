@@ -65,7 +65,16 @@ unsigned workqueue_flags(const workqueue_struct* wq);
 bool queue_work(workqueue_struct* wq, work_struct* w);
 inline bool schedule_work(work_struct* w) { return queue_work(system_wq(), w); }
 bool work_pending(work_struct* w);
+// Waits until w is neither pending nor running. Lockdep sees the work's pseudo-lock taken,
+// and its queue's when the queue is ordered or has a rescuer (WQ_MEM_RECLAIM): one item of
+// such a queue flushing another is reported as recursion, since the queue may have a
+// single execution context left (the kernel's start_flush_work).
 bool flush_work(work_struct* w);
+// The lockdep side of flush_work(w) for w on wq, without waiting: for a path that waits
+// for w only sometimes (a request pool that is rarely empty), so the dependency is checked
+// on every pass and not only when the wait happens, as the kernel's might_alloc annotates
+// reclaim. Context: process; may sleep.
+void might_flush_work(work_struct* w, workqueue_struct* wq);
 bool cancel_work_sync(work_struct* w);
 void flush_workqueue(workqueue_struct* wq);
 work_struct* current_work();

@@ -147,6 +147,74 @@ TEST_F(WorkqueueTest, FlushFromItselfIsReported) {
   EXPECT_EQ(cap.count(ReportKind::kWork), 1u) << cap.dump();
 }
 
+// One item of a queue flushing (or annotating a possible flush of) another item of the
+// same queue. A queue with a rescuer may be down to that one execution context under
+// memory pressure, so lockdep must see the queue's pseudo-lock taken twice.
+struct Pair {
+  work_struct outer;
+  work_struct inner;
+  workqueue_struct* wq = nullptr;
+  workqueue_struct* inner_wq = nullptr;
+  bool annotate_only = false;
+  int inner_runs = 0;
+};
+Pair* pair;
+
+void pair_inner(work_struct*) { ++pair->inner_runs; }
+void pair_outer(work_struct*) {
+  queue_work(pair->inner_wq, &pair->inner);
+  if (pair->annotate_only) {
+    might_flush_work(&pair->inner, pair->inner_wq);
+  } else {
+    flush_work(&pair->inner);
+  }
+}
+
+size_t run_pair(unsigned outer_flags, unsigned inner_flags, bool annotate_only, ReportCapture& cap,
+                const char* name) {
+  Pair p;
+  pair = &p;
+  p.wq = alloc_workqueue(name, outer_flags, 0);
+  p.inner_wq = outer_flags == inner_flags ? p.wq : alloc_workqueue("test.other", inner_flags, 0);
+  p.annotate_only = annotate_only;
+  INIT_WORK(&p.outer, pair_outer, "test.pair_outer");
+  INIT_WORK(&p.inner, pair_inner, "test.pair_inner");
+  queue_work(p.wq, &p.outer);
+  run_pending_work();
+  EXPECT_EQ(p.inner_runs, 1);
+  if (p.inner_wq != p.wq) destroy_workqueue(p.inner_wq);
+  destroy_workqueue(p.wq);
+  size_t recursion = 0;
+  for (const Report& r : cap.reports())
+    if (r.signature == std::string("recursive-locking:wq:") + name) ++recursion;
+  return recursion;
+}
+
+TEST_F(WorkqueueTest, FlushOfAnItemOfItsOwnRescuerQueueIsRecursion) {
+  ReportCapture cap;
+  EXPECT_EQ(run_pair(WQ_MEM_RECLAIM, WQ_MEM_RECLAIM, false, cap, "test.reclaim"), 1u)
+      << cap.dump();
+}
+
+TEST_F(WorkqueueTest, APossibleFlushOfAnItemOfItsOwnRescuerQueueIsRecursion) {
+  ReportCapture cap;
+  EXPECT_EQ(run_pair(WQ_MEM_RECLAIM, WQ_MEM_RECLAIM, true, cap, "test.reclaim_might"), 1u)
+      << cap.dump();
+}
+
+TEST_F(WorkqueueTest, FlushAcrossQueuesOrOnAPlainQueueIsQuiet) {
+  {
+    ReportCapture cap;  // a plain queue gets another worker when an item sleeps
+    EXPECT_EQ(run_pair(0, 0, false, cap, "test.plain"), 0u);
+    EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  }
+  {
+    ReportCapture cap;  // a rescuer queue waiting for another rescuer queue
+    EXPECT_EQ(run_pair(WQ_MEM_RECLAIM, WQ_MEM_RECLAIM | WQ_UNBOUND, false, cap, "test.two"), 0u);
+    EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  }
+}
+
 spinlock_t* leak_spin;
 void leaky_job(work_struct*) { leak_spin->lock(); }
 
