@@ -43,10 +43,10 @@
 // a barrier between two operations, the kernel work queues are flushed, and a deep oracle
 // runs on the main thread alone:
 //   1. census: every bio the submitters wait for is held somewhere the block layer keeps
-//      bios (a device's in-flight list, a throttle service queue, a blkg's punt list; a
-//      split piece stands for the bio it was split from), and everything held there is
-//      waited for by some submitter; submitted == completed + in flight; the throttle
-//      structure check of impl/oracle on every disk.
+//      bios (a device's in-flight list or request pool, a throttle service queue, a
+//      blkg's punt list; a split piece stands for the bio it was split from), and
+//      everything held there is waited for by some submitter; submitted == completed + in
+//      flight; the throttle structure check of impl/oracle on every disk.
 //   2. drain: the main thread moves virtual time on until every bio completed (a bio that
 //      never completes is a violation), then lets RCU callbacks and frees run.
 //   3. conservation (v2): for every live cgroup C and every disk D still registered, the
@@ -301,13 +301,13 @@ int main(int argc, char** argv) {
         last_kind[k] = kind_ops[k];
       }
       std::printf("blkcg_torture: t=%.1fs ops=%" PRIu64 " (+%" PRIu64 ") ops/s=%.0f [%s ] bios=%" PRIu64
-                  " done=%" PRIu64 " nowait-fail=%" PRIu64 " eio=%" PRIu64 " enomem=%" PRIu64
+                  " done=%" PRIu64 " nowait-fail=%" PRIu64 " eio=%" PRIu64 " eagain=%" PRIu64 " enomem=%" PRIu64
                   " jiffies=%" PRIu64 " quiesces=%" PRIu64 " reports=%" PRIu64 " races=%" PRIu64
                   " violations=%ld live-objs=%" PRIu64 " rcu-cbs=%" PRIu64 " work=%" PRIu64
                   " rss=%ldkB\n",
                   secs, total, total - last_total, static_cast<double>(total - last_total) / dt,
                   per_kind.c_str() + 1, ev[kEvBios], ev[kEvCompleted], ev[kEvNowaitFail], ev[kEvEio],
-                  ev[kEvEnomem], kern::jiffies() - kern::kInitialJiffies, w.quiesces,
+                  ev[kEvEagain], ev[kEvEnomem], kern::jiffies() - kern::kInitialJiffies, w.quiesces,
                   kern::report_count(), race_reports(), w.violations.load(),
                   kern::alloc_live_total(), kern::rcu_pending_callbacks(), kern::nr_pending_work(),
                   rss_kb());

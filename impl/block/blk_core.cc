@@ -10,14 +10,17 @@
 #include "impl/block/blk_stat.h"
 #include "impl/block/blk_throttle.h"
 #include "impl/kern/clock.h"
+#include "impl/kern/task.h"
+#include "impl/kern/workqueue.h"
 
 namespace blk {
 namespace {
 
-// The device receives `b` (one piece, within max_io_bytes).
-void blk_device_issue(bio* b) {
+// The device receives `b`: it completes now, or joins the in-flight FIFO of a device with
+// latency.
+void blk_device_start(bio* b) {
   gendisk* disk = b->disk;
-  if (!disk_live(disk)) {  // blk_queue_enter on a dying queue
+  if (!disk_live(disk)) {  // the disk went away while the request waited for dispatch
     bio_io_error(b);
     return;
   }
@@ -39,6 +42,57 @@ void blk_device_issue(bio* b) {
     disk->inflight_last = b;
   }
   if (arm) kern::mod_timer(&disk->dev_timer, b->bi_complete_at);
+}
+
+// Takes one of the disk's nr_requests for `b` and queues it for dispatch by the run work;
+// returns false when there is none and the caller must wait (or fail the bio).
+bool blk_try_get_request(gendisk* disk, bio* b) {
+  {
+    kern::SpinIrqGuard g(disk->dev_lock);
+    if (disk->nr_allocated >= disk->nr_requests) return false;
+    ++disk->nr_allocated;
+    b->bi_next = nullptr;
+    if (disk->rq_last)
+      disk->rq_last->bi_next = b;
+    else
+      disk->rq_first = b;
+    disk->rq_last = b;
+  }
+  kern::queue_work(kblockd_workqueue(), &disk->run_work);  // blk_run_queue_async
+  return true;
+}
+
+// get_request_wait: a request for `b`, waiting for one while the pool is empty. The
+// requests of the pool are given back only by the run work on kblockd, so the wait is a
+// flush of that work; lockdep is told of it on every call (might_flush_work), so that a
+// caller which must never wait for kblockd (an item of kblockd itself: bugbench #2) is
+// reported whether or not the pool happens to be empty in that run.
+void blk_get_request(bio* b) {
+  gendisk* disk = b->disk;
+  const bool can_sleep = kern::preemptible();
+  if (can_sleep) kern::might_flush_work(&disk->run_work, kblockd_workqueue());
+  while (!blk_try_get_request(disk, b)) {
+    if (!can_sleep) {  // atomic submitter, empty pool: BLK_STS_AGAIN
+      std::atomic_ref<int>(b->status).store(-EAGAIN, std::memory_order_relaxed);
+      bio_endio(b);
+      return;
+    }
+    kern::queue_work(kblockd_workqueue(), &disk->run_work);  // kick the queue, then wait
+    kern::flush_work(&disk->run_work);
+  }
+}
+
+// The device stage of one piece: straight to the device, or through the request pool.
+void blk_device_issue(bio* b) {
+  if (!disk_live(b->disk)) {  // blk_queue_enter on a dying queue
+    bio_io_error(b);
+    return;
+  }
+  if (b->disk->nr_requests == 0) {
+    blk_device_start(b);
+    return;
+  }
+  blk_get_request(b);
 }
 
 // From accounting on: split to the device's limit, issue the front, loop with the rest.
@@ -73,6 +127,30 @@ kern::workqueue_struct* blkcg_punt_bio_wq() {
   static kern::workqueue_struct* wq =
       kern::alloc_workqueue("blkcg_punt_bio", kern::WQ_MEM_RECLAIM, 0);
   return wq;
+}
+
+kern::workqueue_struct* kblockd_workqueue() {
+  static kern::workqueue_struct* wq = kern::alloc_workqueue("kblockd", kern::WQ_MEM_RECLAIM, 0);
+  return wq;
+}
+
+// Context: process (kblockd). Hands every queued request to the device and gives the
+// requests back to the pool; a disk that stopped being live fails them (-EIO).
+void blk_run_work_fn(kern::work_struct* w) {
+  gendisk* disk = KERN_CONTAINER_OF(w, gendisk, run_work);
+  bio* list;
+  {
+    kern::SpinIrqGuard g(disk->dev_lock);
+    list = disk->rq_first;
+    disk->rq_first = disk->rq_last = nullptr;
+    for (bio* b = list; b != nullptr; b = b->bi_next) --disk->nr_allocated;
+  }
+  while (list != nullptr) {
+    bio* b = list;
+    list = b->bi_next;
+    b->bi_next = nullptr;
+    blk_device_start(b);
+  }
 }
 
 void blk_device_timer_fn(kern::timer_list* t) {

@@ -55,10 +55,12 @@ void disk_release_final(gendisk* disk) {
   cgwb_bdi_unregister(disk);     // the same
   blkg_destroy_all(q);  // blkcg_exit_disk
   blk_throtl_exit(disk);
+  kern::flush_work(&disk->run_work);  // a disk released without del_gendisk
   kern::timer_shutdown_sync(&disk->dev_timer);
   {
     kern::SpinIrqGuard g(disk->dev_lock);
     WARN_ON(disk->inflight_first != nullptr);  // the device still holds bios
+    WARN_ON(disk->rq_first != nullptr || disk->nr_allocated != 0);  // or requests
   }
   kern::kfree(disk);
   blk_put_queue(q);  // blkgs still waiting for their free work keep the queue alive
@@ -90,6 +92,7 @@ gendisk* alloc_disk(int major, int minor, int queue_id) {
   disk->refs.name = "disk->refs";
   kern::refcount_set(disk->refs, 1);  // the owner's
   kern::timer_setup(&disk->dev_timer, blk_device_timer_fn, "disk->dev_timer");
+  kern::INIT_WORK(&disk->run_work, blk_run_work_fn, "blk_run_work");
   q->dev_name = disk->name;
   // Reclaim writes dirty pages back through the block layer, and a writeback bio may
   // create its cgroup's blkg under q->blkcg_mutex: fs_reclaim -> q->blkcg_mutex. Primed
@@ -161,6 +164,7 @@ void del_gendisk(gendisk* disk) {
   // mutex), then fail every bio the throttler still holds.
   { kern::MutexGuard g(disk->queue->rq_qos_mutex); }
   blk_throtl_cancel_bios(disk);
+  kern::flush_work(&disk->run_work);  // requests waiting for dispatch fail with -EIO
   cgwb_bdi_unregister(disk);  // bdi_unregister
 }
 

@@ -18,7 +18,9 @@
 //
 // The device: a bio that reaches it completes at once, or `latency` jiffies later from the
 // disk's completion timer when a latency is set (FIFO: the latency is per disk). IO to a
-// disk that is no longer live fails with -EIO there.
+// disk that is no longer live fails with -EIO there. With nr_requests set, a request pool
+// and kblockd's run work stand in front of it (blk_core.h). del_gendisk flushes the run
+// work (queued requests fail with -EIO) and the release flushes it again.
 //
 // Locks of a queue and what they protect:
 //   blkcg_mutex  (mutex, "q->blkcg_mutex")  the RFC's topology lock: q->blkg_list, blkg
@@ -40,6 +42,7 @@
 #include "impl/kern/lock.h"
 #include "impl/kern/refcount.h"
 #include "impl/kern/timer.h"
+#include "impl/kern/workqueue.h"
 
 namespace blk {
 
@@ -97,6 +100,14 @@ struct gendisk {
   bio* inflight_first GUARDED_BY(dev_lock) = nullptr;
   bio* inflight_last GUARDED_BY(dev_lock) = nullptr;
   kern::timer_list dev_timer;
+  // The request pool (blk_core.h): nr_requests is set before IO starts (0: none, every
+  // piece goes straight to the device). Under dev_lock: the requests allocated and the
+  // FIFO of pieces that hold one and wait for the run work (on kblockd) to dispatch them.
+  unsigned nr_requests = 0;
+  unsigned nr_allocated GUARDED_BY(dev_lock) = 0;
+  bio* rq_first GUARDED_BY(dev_lock) = nullptr;
+  bio* rq_last GUARDED_BY(dev_lock) = nullptr;
+  kern::work_struct run_work;
   // The disk's live cgroup writebacks and whether its removal killed them (no new one is
   // created then); both under cgwb_lock (backing_dev.h).
   kern::list_head cgwb_list;  // bdi_writeback::disk_node

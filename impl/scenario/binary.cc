@@ -251,6 +251,7 @@ struct Decoder {
             !r.varint(&op.latency))
           return false;
         if ((variant & 1) && !r.varint(&op.slice)) return false;  // bit 5: a slice follows
+        if ((variant & 2) && !r.varint(&op.nr_requests)) return false;  // bit 6: nr_requests
         if (op.m > 4095 || op.n > 1048575) valid = false;
         return true;
       case OpKind::kDiskAdd:
@@ -389,7 +390,9 @@ uint8_t opcode_of(const Op& op) {
     case OpKind::kDd: return static_cast<uint8_t>(OpKind::kBio) | 0x20;
     case OpKind::kHz: return static_cast<uint8_t>(OpKind::kLegacy) | 0x20;
     case OpKind::kTimerLate: return static_cast<uint8_t>(OpKind::kLegacy) | 0x40;
-    case OpKind::kDiskAlloc: return static_cast<uint8_t>(op.kind) | (op.slice ? 0x20 : 0);
+    case OpKind::kDiskAlloc:
+      return static_cast<uint8_t>(static_cast<unsigned>(op.kind) | (op.slice ? 0x20u : 0u) |
+                                  (op.nr_requests ? 0x40u : 0u));
     default:
       return static_cast<uint8_t>(static_cast<unsigned>(op.kind) |
                                   (is_pol_op(op.kind) && op.cpd_only ? 0x20u : 0u));
@@ -422,6 +425,7 @@ void encode_op(Writer& w, const Op& op) {
       w.varint(op.max_io);
       w.varint(op.latency);
       if (op.slice) w.varint(op.slice);
+      if (op.nr_requests) w.varint(op.nr_requests);
       break;
     case OpKind::kDiskAdd:
     case OpKind::kDiskDel:

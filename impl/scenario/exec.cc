@@ -41,6 +41,7 @@ constexpr uint64_t kMaxDdCount = 128;    // bios per dd
 constexpr uint64_t kMaxDdCountConc = 16; // ... in a concurrent run (never judged there)
 constexpr uint64_t kMaxDdSeconds = 10;   // of virtual time per dd
 constexpr uint64_t kMaxSlice = 1000;     // disk_alloc slice=, jiffies
+constexpr uint64_t kMaxNrRequests = 1024; // disk_alloc nr_requests=
 constexpr uint64_t kMaxLateness = 3;     // timer_late, jiffies
 
 // A canonical cgroup path: "/" or "/x/y" with no empty, "." or ".." component.
@@ -423,6 +424,7 @@ World::World(bool dfl, bool concurrent) : p_(nullptr) {
   blk::blkcg_policy_throtl();
   blk::kthrotld_workqueue();
   blk::blkcg_punt_bio_wq();
+  blk::kblockd_workqueue();
   blk::cgwb_release_wq();
   kern::system_wq();
   kern::alloc_reset();
@@ -629,6 +631,7 @@ OpResult World::Impl::run(const Op& op) {
       }
       d->max_io_bytes = op.max_io == 0 ? 0 : std::max(op.max_io, kMinMaxIo);
       d->latency = std::min<uint64_t>(op.latency, 10000);
+      d->nr_requests = static_cast<unsigned>(std::min<uint64_t>(op.nr_requests, kMaxNrRequests));
       s.slice = std::min(op.slice, kMaxSlice);
       s.disk = d;
       s.dev = d->name;

@@ -21,7 +21,7 @@ enum class OpKind : uint8_t {
   kMkdir,         // mkdir PATH
   kRmdir,         // rmdir PATH
   kAttach,        // attach PID PATH             (writes PID to PATH/cgroup.procs)
-  kDiskAlloc,     // disk_alloc D MAJ:MIN [max_io=N] [latency=N] [slice=N]
+  kDiskAlloc,     // disk_alloc D MAJ:MIN [max_io=N] [latency=N] [slice=N] [nr_requests=N]
   kDiskAdd,       // disk_add D
   kDiskDel,       // disk_del D
   kDiskRelease,   // disk_release D
@@ -77,6 +77,7 @@ struct Op {
   uint64_t m = 0;     // second number: major (disk_alloc), seed (fault_prob), site N
   uint64_t latency = 0, max_io = 0;  // disk_alloc options
   uint64_t slice = 0;                 // disk_alloc: the throttle slice in jiffies (0: HZ/10)
+  uint64_t nr_requests = 0;           // disk_alloc: the request pool (0: none)
   BioOp bio_op = BioOp::kRead;
   unsigned flags = 0;  // kFlag*
   bool nowait = false;

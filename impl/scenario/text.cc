@@ -230,6 +230,7 @@ struct LineParser {
       if (op.kind == OpKind::kDiskAlloc && key == "max_io" && num) op.max_io = v;
       else if (op.kind == OpKind::kDiskAlloc && key == "latency" && num) op.latency = v;
       else if (op.kind == OpKind::kDiskAlloc && key == "slice" && num && v > 0) op.slice = v;
+      else if (op.kind == OpKind::kDiskAlloc && key == "nr_requests" && num) op.nr_requests = v;
       else if (op.kind == OpKind::kWait && key == "max" && num) op.n = v;
       else if (op.kind == OpKind::kBio && w == "meta") op.flags |= kFlagMeta;
       else if (op.kind == OpKind::kBio && w == "swap") op.flags |= kFlagSwap;
@@ -484,6 +485,7 @@ std::string op_to_text(const Op& op) {
       if (op.max_io) s += " max_io=" + std::to_string(op.max_io);
       if (op.latency) s += " latency=" + std::to_string(op.latency);
       if (op.slice) s += " slice=" + std::to_string(op.slice);
+      if (op.nr_requests) s += " nr_requests=" + std::to_string(op.nr_requests);
       break;
     case OpKind::kDiskAdd:
     case OpKind::kDiskDel:

@@ -49,7 +49,10 @@ int reap(World& w, Role& r) {
     --s.outstanding;
     ++n;
     count(r, kEvCompleted);
-    if (rec.status != 0 && rec.status != -EIO) {
+    // -EAGAIN: a softirq submission found the disk's request pool empty (BLK_STS_AGAIN).
+    if (rec.status == -EAGAIN && s.disk->nr_requests != 0) {
+      count(r, kEvEagain);
+    } else if (rec.status != 0 && rec.status != -EIO) {
       violation(w, "bio-status", r.name + ": bio completed with status " + std::to_string(rec.status));
     } else if (rec.status == -EIO) {
       count(r, kEvEio);
@@ -739,6 +742,7 @@ void settle_work() {
     kern::flush_workqueue(kern::system_wq());
     kern::flush_workqueue(blk::kthrotld_workqueue());
     kern::flush_workqueue(blk::blkcg_punt_bio_wq());
+    kern::flush_workqueue(blk::kblockd_workqueue());  // a run work may be mid-dispatch
     if (kern::nr_pending_work() == 0) return;
     kern::run_pending_work();
   }

@@ -177,7 +177,7 @@ struct ReaderState {
   std::map<std::pair<uint64_t, std::string>, std::vector<uint64_t>> last;
 };
 
-enum Event { kEvBios, kEvCompleted, kEvNowaitFail, kEvMiss, kEvEio, kEvEnomem, kEvents };
+enum Event { kEvBios, kEvCompleted, kEvNowaitFail, kEvMiss, kEvEio, kEvEnomem, kEvEagain, kEvents };
 
 struct Role {
   std::string name;
@@ -278,7 +278,8 @@ int queue_id_for(const World& w, uint32_t num) {
   return static_cast<int>(fixed + 1 + (num - fixed - 1) % range);
 }
 
-// Allocates and adds a disk with random device behaviour (latency, max_io_bytes) and the
+// Allocates and adds a disk with random device behaviour (latency, max_io_bytes, a request
+// pool) and the
 // accounting hook. nullptr if allocation or add_disk failed (then it was released).
 blk::gendisk* make_disk(World& w, uint32_t num, uint64_t x, int* err) {
   *err = 0;
@@ -292,6 +293,10 @@ blk::gendisk* make_disk(World& w, uint32_t num, uint64_t x, int* err) {
   static const uint64_t max_ios[] = {0, 0, 4096, 16384};
   d->latency = latencies[(x >> 3) % 5];
   d->max_io_bytes = max_ios[(x >> 6) % 4];
+  // A request pool in front of the device on two disks in five (blk_core.h): submitters
+  // wait for kblockd's run work, softirq submitters may get -EAGAIN.
+  static const unsigned pools[] = {0, 0, 0, 1, 4};
+  d->nr_requests = pools[(x >> 9) % 5];
   // Set before add_disk publishes the disk (bdev_map_lock orders it for every user).
   d->on_account = [num](blk::bio* b, bool first) { on_account_hook(num, b, first); };
   *err = blk::add_disk(d);

@@ -365,6 +365,7 @@ class DiskAlloc final : public OpCmd {
     op_.n = *rc::gen::element<uint64_t>(16, 16, 0, 32);  // whole disks; partitions stay below 16
     op_.max_io = *rc::gen::element<uint64_t>(0, 0, 4096, 65536);
     op_.latency = *rc::gen::element<uint64_t>(0, 0, 5, 50);
+    op_.nr_requests = *rc::gen::element<uint64_t>(0, 0, 0, 1, 4);  // a request pool
     seal(s);
   }
   bool valid(const Model& s) const override { return s.disks.count(op_.a) == 0; }
