@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "impl/block/bio.h"
+#include "impl/block/bio_list.h"
 
 #include <cerrno>
 
@@ -126,6 +127,25 @@ void bio_endio(bio* b) {
       bio_put(b);
     return;
   }
+}
+
+void bio_list::add(bio* b) {
+  b->bi_next = nullptr;
+  if (tail)
+    tail->bi_next = b;
+  else
+    head = b;
+  tail = b;
+}
+
+bio* bio_list::pop() {
+  bio* b = head;
+  if (b) {
+    head = b->bi_next;
+    if (!head) tail = nullptr;
+    b->bi_next = nullptr;
+  }
+  return b;
 }
 
 void bio_io_error(bio* b) {

@@ -51,12 +51,7 @@ bool blk_try_get_request(gendisk* disk, bio* b) {
     kern::SpinIrqGuard g(disk->dev_lock);
     if (disk->nr_allocated >= disk->nr_requests) return false;
     ++disk->nr_allocated;
-    b->bi_next = nullptr;
-    if (disk->rq_last)
-      disk->rq_last->bi_next = b;
-    else
-      disk->rq_first = b;
-    disk->rq_last = b;
+    disk->rq_list.add(b);
   }
   kern::queue_work(kblockd_workqueue(), &disk->run_work);  // blk_run_queue_async
   return true;
@@ -138,19 +133,14 @@ kern::workqueue_struct* kblockd_workqueue() {
 // requests back to the pool; a disk that stopped being live fails them (-EIO).
 void blk_run_work_fn(kern::work_struct* w) {
   gendisk* disk = KERN_CONTAINER_OF(w, gendisk, run_work);
-  bio* list;
+  bio_list list;
   {
     kern::SpinIrqGuard g(disk->dev_lock);
-    list = disk->rq_first;
-    disk->rq_first = disk->rq_last = nullptr;
-    for (bio* b = list; b != nullptr; b = b->bi_next) --disk->nr_allocated;
+    list = disk->rq_list;  // every allocated request is on it
+    disk->rq_list = bio_list{};
+    disk->nr_allocated = 0;
   }
-  while (list != nullptr) {
-    bio* b = list;
-    list = b->bi_next;
-    b->bi_next = nullptr;
-    blk_device_start(b);
-  }
+  while (bio* b = list.pop()) blk_device_start(b);
 }
 
 void blk_device_timer_fn(kern::timer_list* t) {

@@ -16,25 +16,6 @@
 
 namespace blk {
 
-void bio_list::add(bio* b) {
-  b->bi_next = nullptr;
-  if (tail)
-    tail->bi_next = b;
-  else
-    head = b;
-  tail = b;
-}
-
-bio* bio_list::pop() {
-  bio* b = head;
-  if (b) {
-    head = b->bi_next;
-    if (!head) tail = nullptr;
-    b->bi_next = nullptr;
-  }
-  return b;
-}
-
 namespace throtl {
 namespace {
 

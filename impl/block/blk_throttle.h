@@ -36,6 +36,7 @@
 #include <string>
 
 #include "impl/block/bio.h"
+#include "impl/block/bio_list.h"
 #include "impl/block/blkcg_policy.h"
 #include "impl/kern/clock.h"
 #include "impl/kern/list.h"
@@ -68,15 +69,6 @@ enum : unsigned {
 
 struct throtl_grp;
 struct throtl_data;
-
-// A FIFO of bios linked through bi_next.
-struct bio_list {
-  bio* head = nullptr;
-  bio* tail = nullptr;
-  bool empty() const { return head == nullptr; }
-  void add(bio* b);
-  bio* pop();
-};
 
 struct throtl_qnode {
   kern::list_head node;  // in a service queue's queued[rw] while it holds bios

@@ -60,7 +60,7 @@ void disk_release_final(gendisk* disk) {
   {
     kern::SpinIrqGuard g(disk->dev_lock);
     WARN_ON(disk->inflight_first != nullptr);  // the device still holds bios
-    WARN_ON(disk->rq_first != nullptr || disk->nr_allocated != 0);  // or requests
+    WARN_ON(!disk->rq_list.empty() || disk->nr_allocated != 0);  // or requests
   }
   kern::kfree(disk);
   blk_put_queue(q);  // blkgs still waiting for their free work keep the queue alive

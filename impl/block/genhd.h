@@ -38,6 +38,7 @@
 
 #include <functional>
 
+#include "impl/block/bio_list.h"
 #include "impl/kern/list.h"
 #include "impl/kern/lock.h"
 #include "impl/kern/refcount.h"
@@ -101,12 +102,12 @@ struct gendisk {
   bio* inflight_last GUARDED_BY(dev_lock) = nullptr;
   kern::timer_list dev_timer;
   // The request pool (blk_core.h): nr_requests is set before IO starts (0: none, every
-  // piece goes straight to the device). Under dev_lock: the requests allocated and the
-  // FIFO of pieces that hold one and wait for the run work (on kblockd) to dispatch them.
+  // piece goes straight to the device). Under dev_lock: the FIFO of pieces that hold a
+  // request and wait for the run work (on kblockd) to dispatch them, and its length (a
+  // request is held exactly while its piece is on the list).
   unsigned nr_requests = 0;
+  bio_list rq_list GUARDED_BY(dev_lock);
   unsigned nr_allocated GUARDED_BY(dev_lock) = 0;
-  bio* rq_first GUARDED_BY(dev_lock) = nullptr;
-  bio* rq_last GUARDED_BY(dev_lock) = nullptr;
   kern::work_struct run_work;
   // The disk's live cgroup writebacks and whether its removal killed them (no new one is
   // created then); both under cgwb_lock (backing_dev.h).

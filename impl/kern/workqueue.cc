@@ -166,8 +166,8 @@ bool can_run_inline() {
 // the punt work, on two workers, both waiting for a disk's run work); lending the waiting
 // worker stands for the worker the kernel would have woken. The rules stay those of the
 // queue (an ordered queue's item still waits for its predecessor).
-bool can_run_inline_for(const Task* t) {
-  return can_run_inline() || (t->running_work != nullptr && preemptible());
+bool can_run_inline_for_flush() {
+  return can_run_inline() || (current()->running_work != nullptr && preemptible());
 }
 
 void worker_main(int idx) {
@@ -309,26 +309,22 @@ void might_flush_work(work_struct* w, workqueue_struct* wq) {
 bool flush_work(work_struct* w) {
   if (!begin_wait_for_work(w, "flush_work")) return false;
   Pool& p = pool();
-  workqueue_struct* on = nullptr;  // the queue it is pending or running on, if any
-  {
-    const irqflags_t f = p.lock.lock_irqsave();
-    if (w->pending.load(std::memory_order_relaxed) || is_running(p, w)) on = w->wq;
-    p.lock.unlock_irqrestore(f);
-  }
-  if (on != nullptr) annotate_flush_dependency(on);
   bool waited = false;
   for (;;) {
     bool busy;
+    workqueue_struct* on;  // where it is pending or running, when busy
     {
       const irqflags_t f = p.lock.lock_irqsave();
       busy = w->pending.load(std::memory_order_relaxed) || is_running(p, w);
+      on = w->wq;
       p.lock.unlock_irqrestore(f);
     }
     if (!busy) return waited;
+    if (!waited) annotate_flush_dependency(on);  // once, as the kernel's start_flush_work
     waited = true;
     // Without worker threads, run it (or what precedes it on an ordered queue) ourselves.
     const uint64_t seen = p.progress.load(std::memory_order_acquire);
-    if (can_run_inline_for(current()) && run_one_inline(p, nullptr, w)) continue;
+    if (can_run_inline_for_flush() && run_one_inline(p, nullptr, w)) continue;
     WaitDesc d{"flush_work", &p, w->name, nullptr};
     wait_until(d, [&p, w, seen] {
       return p.progress.load(std::memory_order_acquire) != seen ||
@@ -390,6 +386,17 @@ void flush_workqueue(workqueue_struct* wq) {
               wq->active.load(std::memory_order_acquire) == 0);
     });
   }
+}
+
+void flush_all_workqueues() {
+  Pool& p = pool();
+  std::vector<workqueue_struct*> wqs;
+  {
+    const irqflags_t f = p.lock.lock_irqsave();
+    wqs = p.wqs;  // a snapshot: flushing takes the lock again
+    p.lock.unlock_irqrestore(f);
+  }
+  for (workqueue_struct* wq : wqs) flush_workqueue(wq);
 }
 
 int run_pending_work() {

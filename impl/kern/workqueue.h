@@ -77,6 +77,10 @@ bool flush_work(work_struct* w);
 void might_flush_work(work_struct* w, workqueue_struct* wq);
 bool cancel_work_sync(work_struct* w);
 void flush_workqueue(workqueue_struct* wq);
+// flush_workqueue of every queue that exists now: on return nothing queued before the call
+// is queued or running (a harness's quiesce point: queued items are not the only ones in
+// flight, a running one may still be about to complete bios). Context: process.
+void flush_all_workqueues();
 work_struct* current_work();
 
 // Runs queued work on the calling thread until none is runnable; returns how many ran.

@@ -45,7 +45,7 @@ void census_disk(blk::gendisk* d, Census& c) {
   {
     kern::SpinIrqGuard g(d->dev_lock);
     census_list(d->inflight_first, d, "the device", c);
-    census_list(d->rq_first, d, "the request pool", c);
+    census_list(d->rq_list.head, d, "the request pool", c);
   }
   blk::request_queue* q = d->queue;
   kern::MutexGuard m(q->blkcg_mutex);

@@ -739,10 +739,7 @@ void role_main(World& w, Role& r) {
 // context (main).
 void settle_work() {
   for (int i = 0; i < 1000; ++i) {
-    kern::flush_workqueue(kern::system_wq());
-    kern::flush_workqueue(blk::kthrotld_workqueue());
-    kern::flush_workqueue(blk::blkcg_punt_bio_wq());
-    kern::flush_workqueue(blk::kblockd_workqueue());  // a run work may be mid-dispatch
+    kern::flush_all_workqueues();  // a running item (a run work mid-dispatch) too
     if (kern::nr_pending_work() == 0) return;
     kern::run_pending_work();
   }

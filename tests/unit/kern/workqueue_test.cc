@@ -170,12 +170,14 @@ void pair_outer(work_struct*) {
   }
 }
 
-size_t run_pair(unsigned outer_flags, unsigned inner_flags, bool annotate_only, ReportCapture& cap,
+// Runs the outer item on a queue `name` (flags), the inner one on the same queue or on a
+// second one with the same flags; returns the recursion reports on `name`.
+size_t run_pair(unsigned flags, bool same_queue, bool annotate_only, ReportCapture& cap,
                 const char* name) {
   Pair p;
   pair = &p;
-  p.wq = alloc_workqueue(name, outer_flags, 0);
-  p.inner_wq = outer_flags == inner_flags ? p.wq : alloc_workqueue("test.other", inner_flags, 0);
+  p.wq = alloc_workqueue(name, flags, 0);
+  p.inner_wq = same_queue ? p.wq : alloc_workqueue("test.other", flags, 0);
   p.annotate_only = annotate_only;
   INIT_WORK(&p.outer, pair_outer, "test.pair_outer");
   INIT_WORK(&p.inner, pair_inner, "test.pair_inner");
@@ -192,27 +194,43 @@ size_t run_pair(unsigned outer_flags, unsigned inner_flags, bool annotate_only, 
 
 TEST_F(WorkqueueTest, FlushOfAnItemOfItsOwnRescuerQueueIsRecursion) {
   ReportCapture cap;
-  EXPECT_EQ(run_pair(WQ_MEM_RECLAIM, WQ_MEM_RECLAIM, false, cap, "test.reclaim"), 1u)
+  EXPECT_EQ(run_pair(WQ_MEM_RECLAIM, true, false, cap, "test.reclaim"), 1u)
       << cap.dump();
 }
 
 TEST_F(WorkqueueTest, APossibleFlushOfAnItemOfItsOwnRescuerQueueIsRecursion) {
   ReportCapture cap;
-  EXPECT_EQ(run_pair(WQ_MEM_RECLAIM, WQ_MEM_RECLAIM, true, cap, "test.reclaim_might"), 1u)
+  EXPECT_EQ(run_pair(WQ_MEM_RECLAIM, true, true, cap, "test.reclaim_might"), 1u)
       << cap.dump();
 }
 
 TEST_F(WorkqueueTest, FlushAcrossQueuesOrOnAPlainQueueIsQuiet) {
   {
     ReportCapture cap;  // a plain queue gets another worker when an item sleeps
-    EXPECT_EQ(run_pair(0, 0, false, cap, "test.plain"), 0u);
+    EXPECT_EQ(run_pair(0, true, false, cap, "test.plain"), 0u);
     EXPECT_EQ(cap.size(), 0u) << cap.dump();
   }
   {
     ReportCapture cap;  // a rescuer queue waiting for another rescuer queue
-    EXPECT_EQ(run_pair(WQ_MEM_RECLAIM, WQ_MEM_RECLAIM | WQ_UNBOUND, false, cap, "test.two"), 0u);
+    EXPECT_EQ(run_pair(WQ_MEM_RECLAIM, false, false, cap, "test.two"), 0u);
     EXPECT_EQ(cap.size(), 0u) << cap.dump();
   }
+}
+
+TEST_F(WorkqueueTest, FlushAllWorkqueuesRunsEveryQueue) {
+  workqueue_struct* a = alloc_workqueue("test.all_a", WQ_MEM_RECLAIM, 0);
+  workqueue_struct* b = alloc_ordered_workqueue("test.all_b", 0);
+  std::atomic<int> count{0};
+  Job ja{{}, nullptr, &count, 1}, jb{{}, nullptr, &count, 2};
+  INIT_WORK(&ja.work, job_fn, "test.all_ja");
+  INIT_WORK(&jb.work, job_fn, "test.all_jb");
+  queue_work(a, &ja.work);
+  queue_work(b, &jb.work);
+  flush_all_workqueues();
+  EXPECT_EQ(count.load(), 2);
+  EXPECT_EQ(nr_pending_work(), 0u);
+  destroy_workqueue(a);
+  destroy_workqueue(b);
 }
 
 spinlock_t* leak_spin;
