@@ -33,13 +33,8 @@ void blk_device_start(bio* b) {
   bool arm;
   {
     kern::SpinIrqGuard g(disk->dev_lock);
-    b->bi_next = nullptr;
-    arm = disk->inflight_first == nullptr;
-    if (disk->inflight_last)
-      disk->inflight_last->bi_next = b;
-    else
-      disk->inflight_first = b;
-    disk->inflight_last = b;
+    arm = disk->inflight.empty();
+    disk->inflight.add(b);
   }
   if (arm) kern::mod_timer(&disk->dev_timer, b->bi_complete_at);
 }
@@ -146,28 +141,17 @@ void blk_run_work_fn(kern::work_struct* w) {
 void blk_device_timer_fn(kern::timer_list* t) {
   gendisk* disk = KERN_CONTAINER_OF(t, gendisk, dev_timer);
   const uint64_t now = kern::jiffies();
-  bio* done = nullptr;
-  bio** tail = &done;
+  bio_list done;  // completed outside dev_lock: an end_io may submit again
   uint64_t next = 0;
   {
     kern::SpinIrqGuard g(disk->dev_lock);
-    while (disk->inflight_first && !kern::time_after(disk->inflight_first->bi_complete_at, now)) {
-      bio* b = disk->inflight_first;
-      disk->inflight_first = b->bi_next;
-      if (!disk->inflight_first) disk->inflight_last = nullptr;
-      b->bi_next = nullptr;
-      *tail = b;
-      tail = &b->bi_next;
-    }
-    if (disk->inflight_first) next = disk->inflight_first->bi_complete_at;
+    // FIFO with one latency per disk: completion times are in list order.
+    while (!disk->inflight.empty() && !kern::time_after(disk->inflight.head->bi_complete_at, now))
+      done.add(disk->inflight.pop());
+    if (!disk->inflight.empty()) next = disk->inflight.head->bi_complete_at;
   }
   if (next) kern::mod_timer(&disk->dev_timer, next);
-  while (done) {
-    bio* b = done;
-    done = b->bi_next;
-    b->bi_next = nullptr;
-    bio_endio(b);
-  }
+  while (bio* b = done.pop()) bio_endio(b);
 }
 
 void submit_bio_noacct_nocheck(bio* b) { submit_accounted(b, false); }
@@ -202,12 +186,7 @@ void blkcg_punt_bio_submit(bio* b) {
   if (ref) blkg_get(blkg);
   {
     kern::SpinIrqGuard g(blkg->async_bio_lock);
-    b->bi_next = nullptr;
-    if (blkg->async_last)
-      blkg->async_last->bi_next = b;
-    else
-      blkg->async_first = b;
-    blkg->async_last = b;
+    blkg->async_bios.add(b);
   }
   if (!kern::queue_work(blkcg_punt_bio_wq(), &blkg->async_bio_work) && ref) blkg_put(blkg);
 }
@@ -215,20 +194,14 @@ void blkcg_punt_bio_submit(bio* b) {
 // Context: process (blkcg_punt_bio_wq). Takes the whole list, then submits; the reference
 // taken when the work was queued keeps the blkg until the end.
 void blkg_async_bio_workfn(kern::work_struct* w) {
-  auto* blkg = reinterpret_cast<blkcg_gq*>(reinterpret_cast<char*>(w) -
-                                           offsetof(blkcg_gq, async_bio_work));
-  bio* list;
+  blkcg_gq* blkg = KERN_CONTAINER_OF(w, blkcg_gq, async_bio_work);
+  bio_list list;
   {
     kern::SpinIrqGuard g(blkg->async_bio_lock);
-    list = blkg->async_first;
-    blkg->async_first = blkg->async_last = nullptr;
+    list = blkg->async_bios;
+    blkg->async_bios = bio_list{};
   }
-  while (list != nullptr) {
-    bio* next = list->bi_next;
-    list->bi_next = nullptr;
-    submit_bio_noacct(list);
-    list = next;
-  }
+  while (bio* b = list.pop()) submit_bio_noacct(b);
   if (!busted().punt_work_no_ref.load(std::memory_order_relaxed)) blkg_put(blkg);  // queueing's
 }
 

@@ -68,7 +68,7 @@ void blkg_free_workfn(kern::work_struct* w) {
 void blkg_release_rcu(kern::rcu_head* h) NO_THREAD_SAFETY_ANALYSIS {
   blkcg_gq* blkg = blkg_of_rcu(h);
   // Punted bios hold references: none can be queued once the last one is gone.
-  WARN_ON(blkg->async_first != nullptr);
+  WARN_ON(!blkg->async_bios.empty());
   // The blkcg reference goes at the end of the free work, once the blkg is off
   // q->blkg_list: until then a policy deactivation walking that list (under blkcg_mutex,
   // which the free work may be waiting for) takes blkg->blkcg->lock. Putting it here

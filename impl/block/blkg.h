@@ -74,8 +74,7 @@ struct blkcg_gq {
   // The punt path (blk_core.h): bios waiting for async_bio_work, protected by
   // async_bio_lock; each holds its own reference on this blkg.
   kern::spinlock_t async_bio_lock{"blkg->async_bio_lock"};
-  struct bio* async_first GUARDED_BY(async_bio_lock) = nullptr;
-  struct bio* async_last GUARDED_BY(async_bio_lock) = nullptr;
+  bio_list async_bios GUARDED_BY(async_bio_lock);
   kern::work_struct async_bio_work;
   kern::rcu_head rcu;
   kern::work_struct free_work;

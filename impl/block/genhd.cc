@@ -59,7 +59,7 @@ void disk_release_final(gendisk* disk) {
   kern::timer_shutdown_sync(&disk->dev_timer);
   {
     kern::SpinIrqGuard g(disk->dev_lock);
-    WARN_ON(disk->inflight_first != nullptr);  // the device still holds bios
+    WARN_ON(!disk->inflight.empty());  // the device still holds bios
     WARN_ON(!disk->rq_list.empty() || disk->nr_allocated != 0);  // or requests
   }
   kern::kfree(disk);

@@ -98,8 +98,7 @@ struct gendisk {
   std::function<void(bio*, bool first_piece)> on_account;
   // In-flight bios of a device with latency, FIFO, and the timer that completes them.
   kern::spinlock_t dev_lock{"disk->dev_lock"};
-  bio* inflight_first GUARDED_BY(dev_lock) = nullptr;
-  bio* inflight_last GUARDED_BY(dev_lock) = nullptr;
+  bio_list inflight GUARDED_BY(dev_lock);
   kern::timer_list dev_timer;
   // The request pool (blk_core.h): nr_requests is set before IO starts (0: none, every
   // piece goes straight to the device). Under dev_lock: the FIFO of pieces that hold a

@@ -350,7 +350,7 @@ struct World::Impl {
     progress_until(
         [disk] {
           kern::SpinIrqGuard g(disk->dev_lock);
-          return disk->inflight_first == nullptr && kern::nr_pending_work() == 0;
+          return disk->inflight.empty() && kern::nr_pending_work() == 0;
         },
         kMaxJiffiesPerOp);
   }

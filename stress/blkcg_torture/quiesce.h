@@ -21,8 +21,8 @@ struct Census {
   std::string bad;
 };
 
-void census_list(const blk::bio* first, blk::gendisk* d, const char* where, Census& c) {
-  for (const blk::bio* b = first; b != nullptr; b = b->bi_next) {
+void census_list(const blk::bio_list& l, blk::gendisk* d, const char* where, Census& c) {
+  for (const blk::bio* b = l.head; b != nullptr; b = b->bi_next) {
     ++c.held;
     if (b->disk != d && c.bad.empty()) c.bad = std::string("a bio of another disk on ") + where;
     c.roots.insert(bio_root(b));
@@ -33,8 +33,8 @@ void census_sq(blk::throtl_service_queue* sq, blk::gendisk* d, Census& c) {
   for (int rw = 0; rw < 2; ++rw)
     for (kern::list_head* n = sq->queued[rw].next; n != &sq->queued[rw]; n = n->next) {
       auto* qn = kern::list_entry<blk::throtl_qnode, &blk::throtl_qnode::node>(n);
-      census_list(qn->bios_iops.head, d, "a throttle iops list", c);
-      census_list(qn->bios_bps.head, d, "a throttle bps list", c);
+      census_list(qn->bios_iops, d, "a throttle iops list", c);
+      census_list(qn->bios_bps, d, "a throttle bps list", c);
     }
 }
 
@@ -44,14 +44,14 @@ void census_sq(blk::throtl_service_queue* sq, blk::gendisk* d, Census& c) {
 void census_disk(blk::gendisk* d, Census& c) {
   {
     kern::SpinIrqGuard g(d->dev_lock);
-    census_list(d->inflight_first, d, "the device", c);
-    census_list(d->rq_list.head, d, "the request pool", c);
+    census_list(d->inflight, d, "the device", c);
+    census_list(d->rq_list, d, "the request pool", c);
   }
   blk::request_queue* q = d->queue;
   kern::MutexGuard m(q->blkcg_mutex);
   for (blk::blkcg_gq* g = q->blkg_list_first; g != nullptr; g = g->q_next) {
     kern::SpinIrqGuard a(g->async_bio_lock);
-    census_list(g->async_first, d, "a punt list", c);
+    census_list(g->async_bios, d, "a punt list", c);
   }
   blk::throtl_data* td = q->td.load(std::memory_order_acquire);
   if (td == nullptr) return;
