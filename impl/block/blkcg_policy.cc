@@ -35,6 +35,12 @@ void for_each_blkg_children_first(request_queue* q, Fn fn) REQUIRES(q->blkcg_mut
   for (blkcg_gq* g = q->blkg_list_first; g != nullptr; g = g->q_next) fn(g);
 }
 
+// Every pd the core frees goes through here (nr_pds, blkcg_policy.h).
+void pd_free(const blkcg_policy* pol, blkg_policy_data* pd) {
+  pol->pd_free_fn(pd);
+  pol->nr_pds.fetch_sub(1, std::memory_order_release);
+}
+
 // Offline (under blkcg->lock) then free (outside it: pd_free may sleep) the policy's pd
 // of one blkg — the RFC's blkg_free_policy_data. Caller holds q->blkcg_mutex.
 // busted().deactivate_without_blkcg_lock: the offline and unpublish without blkcg->lock
@@ -56,7 +62,7 @@ void blkg_free_policy_data(blkcg_gq* blkg, const blkcg_policy* pol) NO_THREAD_SA
     blkg->pd[pol->plid].store(nullptr, std::memory_order_release);
   }
   if (locked) blkg->blkcg->lock.unlock_irqrestore(f);
-  if (pd) pol->pd_free_fn(pd);
+  if (pd) pd_free(pol, pd);
 }
 
 }  // namespace
@@ -80,6 +86,9 @@ int blkcg_policy_register(blkcg_policy* pol) {
   if (plid < 0) return -ENOSPC;
   pol->plid = plid;
   policies[plid] = pol;
+  // No pd of an unregistered policy is ever freed through it (busted unregister_no_wait
+  // leaks the ones whose free work found the slot empty): count afresh.
+  pol->nr_pds.store(0, std::memory_order_relaxed);
   // cpds for every existing blkcg (a blkcg created later gets them at css_alloc).
   if (pol->cpd_alloc_fn) {
     std::vector<blkcg*> done;
@@ -103,15 +112,16 @@ int blkcg_policy_register(blkcg_policy* pol) {
   return 0;
 }
 
-void blkcg_policy_unregister(blkcg_policy* pol) {
+int blkcg_policy_unregister(blkcg_policy* pol) {
   kern::might_sleep("blkcg_policy_unregister");
+  const bool wait = !busted().unregister_no_wait.load(std::memory_order_relaxed);
   // blkgs destroyed with this policy's pds (a released disk clears the policy bits, so no
   // deactivation frees them) are freed later by their release chain: RCU callback, then
   // the free work, which calls the policy's pd_free_fn through the slot. Wait for those
   // before the slot goes. The kernel's unregister does not wait (fuzz_ops found the
   // window: a policy unregistered between a disk's release and its blkgs' frees leaves
   // the free work a NULL slot); busted().unregister_no_wait keeps that behaviour.
-  if (!busted().unregister_no_wait.load(std::memory_order_relaxed)) {
+  if (wait) {
     do {  // a free puts its parent, whose release may queue another round
       kern::rcu_barrier();
       kern::flush_workqueue(kern::system_wq());
@@ -119,9 +129,13 @@ void blkcg_policy_unregister(blkcg_policy* pol) {
   }
   kern::MutexGuard reg(blkcg_pol_register_mutex());
   kern::MutexGuard g(blkcg_pol_mutex_ref());
-  if (WARN_ON(pol->plid < 0 || policies[pol->plid] != pol)) return;
+  if (WARN_ON(pol->plid < 0 || policies[pol->plid] != pol)) return -EINVAL;
   // Still active on a queue: its blkgs' pds would be freed through an empty slot.
-  if (WARN_ON(pol->nr_queues.load(std::memory_order_relaxed) != 0)) return;
+  if (WARN_ON(pol->nr_queues.load(std::memory_order_relaxed) != 0)) return -EBUSY;
+  // Destroyed blkgs whose pds nobody frees until a reference held elsewhere goes (found
+  // by fuzz_sched: an rmdir holding a blkg of a disk being released, waiting for
+  // q->blkcg_mutex). No new pd can appear: no queue has the policy any more.
+  if (wait && pol->nr_pds.load(std::memory_order_acquire) != 0) return -EBUSY;
   if (pol->cpd_free_fn) {
     for (blkcg* b : all_blkcgs_locked()) {
       if (b->cpd[pol->plid]) {
@@ -132,6 +146,7 @@ void blkcg_policy_unregister(blkcg_policy* pol) {
   }
   policies[pol->plid] = nullptr;
   pol->plid = -1;
+  return 0;
 }
 
 int blkcg_activate_policy(request_queue* q, const blkcg_policy* pol) {
@@ -156,6 +171,7 @@ int blkcg_activate_policy(request_queue* q, const blkcg_policy* pol) {
         ret = -ENOMEM;
         return;
       }
+      pol->nr_pds.fetch_add(1, std::memory_order_relaxed);
       kern::SpinIrqGuard g(blkg->blkcg->lock);
       pd->blkg = blkg;
       pd->plid = pol->plid;
@@ -205,12 +221,13 @@ bool blkg_alloc_pds(blkcg_gq* blkg, request_queue* q, kern::gfp_t gfp) {
     if (!pd) {
       for (int j = 0; j < i; ++j) {
         if (blkg_policy_data* p = blkg->pd[j].load(std::memory_order_relaxed)) {
-          policies[j]->pd_free_fn(p);
+          pd_free(policies[j], p);
           blkg->pd[j].store(nullptr, std::memory_order_relaxed);
         }
       }
       return false;
     }
+    pol->nr_pds.fetch_add(1, std::memory_order_relaxed);
     pd->blkg = blkg;
     pd->plid = i;
     blkg->pd[i].store(pd, std::memory_order_relaxed);  // unpublished blkg: no reader yet
@@ -247,7 +264,7 @@ void blkg_free_pds(blkcg_gq* blkg) {
   for (int i = 0; i < BLKCG_MAX_POLS; ++i) {
     if (blkg_policy_data* pd = blkg->pd[i].exchange(nullptr, std::memory_order_acq_rel)) {
       if (WARN_ON(policies[i] == nullptr)) continue;
-      policies[i]->pd_free_fn(pd);
+      pd_free(policies[i], pd);
     }
   }
 }

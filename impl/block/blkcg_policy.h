@@ -60,13 +60,25 @@ struct blkcg_policy {
   // unloading is allowed (relaxed is enough there: they serialise against activation
   // themselves). Mutable: activation takes the policy const.
   mutable std::atomic<int> nr_queues{0};
+  // The policy's pds that the core allocated and has not freed yet: the module's objects,
+  // which the module's code must outlive. Disk release clears a queue's policy bits while
+  // blkgs it destroyed still hold their pds (the free work frees them, after every
+  // reference is gone), so nr_queues can reach 0 before this does. Incremented after
+  // pd_alloc_fn, decremented after pd_free_fn (release: unregister's acquire load that
+  // finds 0 comes after every pd_free_fn has returned).
+  mutable std::atomic<int> nr_pds{0};
 };
 
 // Context: process, may sleep. 0, -ENOSPC (no slot), -EINVAL (unpaired callbacks), -ENOMEM.
 int blkcg_policy_register(blkcg_policy* pol);
-// Context: process. The policy must be deactivated on every queue (nr_queues == 0; a
-// WARN otherwise, and the policy stays registered).
-void blkcg_policy_unregister(blkcg_policy* pol);
+// Context: process, may sleep. The policy must be deactivated on every queue
+// (nr_queues == 0; a WARN and -EBUSY otherwise). Waits for the frees already on their way
+// (RCU callbacks, free work), then answers -EBUSY, the policy still registered, if a pd
+// remains: its blkg is pinned by a reference someone still holds (an rmdir between taking
+// a blkg and destroying it under q->blkcg_mutex), and its free work would otherwise call
+// the policy through an empty slot. The kernel's version returns nothing and does neither
+// (busted().unregister_no_wait). 0 once unregistered.
+int blkcg_policy_unregister(blkcg_policy* pol);
 // Context: process, may sleep (freezes the queue). 0, -EINVAL, -ENOMEM (rolled back).
 int blkcg_activate_policy(request_queue* q, const blkcg_policy* pol);
 // Context: process, may sleep (freezes the queue).

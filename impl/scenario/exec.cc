@@ -935,9 +935,11 @@ OpResult World::Impl::run(const Op& op) {
       else if (!registered) r.value = -ENOENT;
       else if (policy_of(op)->nr_queues.load(std::memory_order_relaxed) != 0) r.value = -EBUSY;
       else {
+        // -EBUSY also while a destroyed blkg with the policy's pd is pinned by a
+        // reference another task holds (blkcg_policy.h: nr_pds).
         BusyGuard busy(&pol_busy);
-        registered = false;
-        blk::blkcg_policy_unregister(policy_of(op));
+        r.value = blk::blkcg_policy_unregister(policy_of(op));
+        if (r.value == 0) registered = false;
       }
       break;
     }
@@ -1202,14 +1204,17 @@ void World::Impl::quiesce() {
     disks.clear();
   }
   while (!disks.empty()) release_disk(disks.begin()->first, disks.begin()->second);
-  if (testpol_registered) {
-    blk::blkcg_policy_unregister(blk::testpol());
-    testpol_registered = false;
-  }
-  if (cpd_only_registered) {
-    blk::blkcg_policy_unregister(blk::testpol_cpd_only());
-    cpd_only_registered = false;
-  }
+  // Every task has ended and every bio is gone: nothing may pin a pd any more.
+  auto unregister = [this](blk::blkcg_policy* pol, bool* registered) {
+    if (!*registered) return;
+    *registered = false;
+    if (const int err = blk::blkcg_policy_unregister(pol))
+      violation("teardown", std::string("pol_unregister of ") + pol->name + " failed (" +
+                                std::to_string(err) + "): " + std::to_string(pol->nr_pds.load()) +
+                                " pd(s) still live");
+  };
+  unregister(blk::testpol(), &testpol_registered);
+  unregister(blk::testpol_cpd_only(), &cpd_only_registered);
   for (const auto& [pid, path] : model.procs()) h.attach_task(h.root(), pid);
   std::vector<std::string> paths = model.live_paths();  // sorted: parents before children
   for (auto it = paths.rbegin(); it != paths.rend(); ++it) {

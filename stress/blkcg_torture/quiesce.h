@@ -346,7 +346,10 @@ void teardown(World& w) {
   }
   for (int i = 0; i < kMaxCgroupSlots; ++i) w.cg_slot[i].store(0, std::memory_order_relaxed);
   w.h->flush_frees();
-  if (w.f.togglers > 0) blk::blkcg_policy_unregister(blk::testpol());
+  if (w.f.togglers > 0) {
+    const int err = blk::blkcg_policy_unregister(blk::testpol());
+    if (err != 0) violation(w, "teardown-unregister", "pol_unregister returned " + std::to_string(err));
+  }
   w.h->flush_frees();
   settle_work();
 }

@@ -547,7 +547,9 @@ History run_concurrent(const Program& prog) {
     del_gendisk(disk);
     kern::run_pending_work();
     disk_release(disk);
-    blkcg_policy_unregister(testpol());
+    if (const int err = blkcg_policy_unregister(testpol()))
+      kern::kreport(kern::ReportKind::kBug, "teardown-unregister",
+                    "pol_unregister returned " + std::to_string(err) + " with every task ended");
     for (int pid : {7, 8}) h.attach_task(h.root(), pid);
     for (const char* path : {"/a/x", "/c", "/b", "/a"})
       if (cgroup* cg = h.lookup(path)) h.rmdir(cg);

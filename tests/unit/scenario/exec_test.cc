@@ -154,6 +154,27 @@ TEST(ScenarioExec, PlantedUnregisterWithoutWaitingIsReported) {
   EXPECT_TRUE(cap.has(kern::ReportKind::kWarn)) << cap.dump();
 }
 
+// The fuzz_sched finding (corpus/regressions/unregister-rmdir-pins-blkg.scn): a pd whose
+// blkg an rmdir still pins when the policy goes. Unregister answers -EBUSY now; planted
+// back (neither the wait nor the count), the free work meets the empty slot.
+TEST(ScenarioExec, PlantedUnregisterUnderAPinnedPdIsReported) {
+  const char* text =
+      "schedule list\npol_register\ndisk_alloc d0 8:0\ndisk_add d0\nmkdir /a\nmkdir /a/b\n"
+      "bio b0 d0 read 512\nassoc b0 /a/b\nsubmit b0\nT1: rmdir /a/b\nT2: pol_activate d0\nrun\n"
+      "disk_release d0\npol_unregister => -EBUSY\npreempt T0 op=11 seam=2 T1\n"
+      "preempt T1 op=9 seam=2 T2\npreempt T2 op=10 seam=14 T1\n";
+  {
+    kern::ReportCapture cap;
+    run_scenario(parse(text));
+    EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  }
+  blk::busted().unregister_no_wait = true;
+  kern::ReportCapture cap;
+  run_scenario(parse(text));
+  blk::busted().unregister_no_wait = false;
+  EXPECT_TRUE(cap.has(kern::ReportKind::kWarn)) << cap.dump();
+}
+
 }  // namespace
 }  // namespace scenario
 
