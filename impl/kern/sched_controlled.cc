@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "impl/kern/clock.h"
 #include "impl/kern/cpu.h"
 #include "impl/kern/lockdep.h"
 #include "impl/kern/report.h"
@@ -280,12 +281,25 @@ class Controlled final : public SchedBackend {
       if (any_live && !only_daemons) deadlock();
       return -1;
     }
-    if (++res_.steps > opt_.max_steps) {
+    // Livelock: decisions go on while virtual time stands still. Time that moves is
+    // progress (a timer that fires every few jiffies through a long `advance` takes
+    // millions of decisions legitimately: fuzz_ops found a 2M-decision cap reporting one),
+    // bounded by the run's length; max_steps stops a run that is merely too long.
+    const uint64_t now = jiffies();
+    if (now != progress_jiffies_) {
+      progress_jiffies_ = now;
+      progress_step_ = res_.steps;
+    }
+    ++res_.steps;
+    const bool stuck = res_.steps - progress_step_ > opt_.max_steps_without_progress;
+    if (stuck || res_.steps > opt_.max_steps) {
       if (!res_.step_limit) {
         res_.step_limit = true;
         kreport(ReportKind::kDeadlock, "controlled-step-limit",
-                "controlled run exceeded " + std::to_string(opt_.max_steps) +
-                    " scheduling decisions (livelock?)\n" + graph());
+                stuck ? "controlled run took " + std::to_string(opt_.max_steps_without_progress) +
+                            " scheduling decisions without the clock moving (livelock?)\n" + graph()
+                      : "controlled run exceeded " + std::to_string(opt_.max_steps) +
+                            " scheduling decisions in all\n" + graph());
       }
       killing_ = true;
       return -1;
@@ -419,6 +433,10 @@ class Controlled final : public SchedBackend {
   DecisionSource& src_;
   ControlledOptions opt_;
   RunResult& res_;
+  // The livelock check of pick(): the jiffies value seen at the last decision and the
+  // step count when it last changed. Touched only by the deciding fiber.
+  uint64_t progress_jiffies_ = jiffies();
+  uint64_t progress_step_ = 0;
   std::vector<std::unique_ptr<Fiber>> fibers_;
   std::vector<int> runnable_;
   Fiber* running_ = nullptr;

@@ -132,7 +132,11 @@ struct RunResult {
 };
 
 struct ControlledOptions {
-  uint64_t max_steps = 5'000'000;  // a run that exceeds it is reported (livelock)
+  // A run is reported (kDeadlock, "controlled-step-limit") and unwound once it has taken
+  // max_steps_without_progress scheduling decisions since jiffies last changed (a
+  // livelock), or max_steps in all (a run too long to finish).
+  uint64_t max_steps_without_progress = 2'000'000;
+  uint64_t max_steps = 20'000'000;
   bool record_trace = true;
 };
 

@@ -126,7 +126,6 @@ ConcurrentRun run_concurrent(const Scenario& s, bool record_trace,
   if (record_trace) src.where = &out.where;
   kern::ControlledOptions opt;
   opt.record_trace = record_trace;
-  opt.max_steps = 2'000'000;
   if (!specs.empty()) out.run = kern::run_controlled(specs, src, opt);
   w.quiesce();
   out.stats = w.stats();

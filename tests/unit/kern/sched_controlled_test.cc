@@ -7,6 +7,7 @@
 
 #include <atomic>
 
+#include "impl/kern/clock.h"
 #include "impl/kern/cpu.h"
 #include "impl/kern/lock.h"
 #include "impl/kern/lockdep.h"
@@ -216,6 +217,60 @@ TEST_F(ControlledTest, CorrectWaitNeverLosesTheWakeup) {
     ASSERT_FALSE(r.deadlock) << "seed " << seed << "\n" << cap.dump();
   }
   EXPECT_EQ(cap.size(), 0u) << cap.dump();
+}
+
+// The livelock check, planted: a task that waits for a flag nobody sets, by spinning on
+// a preemption point (no sleep, so no deadlock), never lets the clock move. (Bounded
+// here: a reported run unwinds a fiber when it next blocks, and this one never would;
+// once the report is out its seams return at once and the loop ends.)
+TEST_F(ControlledTest, SpinningWithoutProgressIsReportedAsLivelock) {
+  ReportCapture cap;
+  std::atomic<bool> never{false};
+  RandomWalk s(1);
+  ControlledOptions opt;
+  opt.max_steps_without_progress = 5'000;
+  opt.record_trace = false;
+  const RunResult r = run_controlled(
+      {{"spinner", 0, [&] {
+          for (int i = 0; i < 100'000 && !never.load(); ++i) seam(SeamKind::kPreempt);
+        }},
+       {"other", 1, [] { seam(SeamKind::kPreempt); }}},
+      s, opt);
+  EXPECT_TRUE(r.step_limit);
+  EXPECT_LE(r.steps, 5'001u + 2u);
+  EXPECT_TRUE(cap.has(ReportKind::kDeadlock)) << cap.dump();
+}
+
+// Time that moves is progress: 20,000 decisions, each after the clock advanced, pass a
+// no-progress limit of 5,000 (a long `advance` through a timer that fires every few
+// jiffies looks like this); the total cap still ends a run that is merely too long.
+TEST_F(ControlledTest, ClockProgressIsNotALivelockButTheTotalCapHolds) {
+  auto ticker = [] {
+    for (int i = 0; i < 20'000; ++i) {
+      advance_jiffies(1);
+      seam(SeamKind::kPreempt);
+    }
+  };
+  {
+    ReportCapture cap;
+    RandomWalk s(1);
+    ControlledOptions opt;
+    opt.max_steps_without_progress = 5'000;
+    opt.record_trace = false;
+    const RunResult r = run_controlled({{"ticker", 0, ticker}}, s, opt);
+    EXPECT_FALSE(r.step_limit);
+    EXPECT_GT(r.steps, 20'000u);
+    EXPECT_EQ(cap.size(), 0u) << cap.dump();
+  }
+  ReportCapture cap;
+  RandomWalk s(1);
+  ControlledOptions opt;
+  opt.max_steps_without_progress = 5'000;
+  opt.max_steps = 10'000;
+  opt.record_trace = false;
+  const RunResult r = run_controlled({{"ticker", 0, ticker}}, s, opt);
+  EXPECT_TRUE(r.step_limit);
+  EXPECT_TRUE(cap.has(ReportKind::kDeadlock)) << cap.dump();
 }
 
 // Per-CPU ownership holds under the controlled scheduler too: tasks sharing a CPU never
